@@ -26,7 +26,9 @@ def gradients(fn, *args):
 
         tensors = [torch.tensor(a, requires_grad=True) for a in args]
         value = fn(*tensors)
-        grads = torch.autograd.grad(value, tensors, allow_unused=True)
+        # A value that does not depend on the inputs has no graph at all.
+        grads = torch.autograd.grad(value, tensors, allow_unused=True) \
+            if value.requires_grad else [None] * len(tensors)
         return value.detach().cpu().numpy(), [
             np.zeros_like(a) if g is None else g.detach().cpu().numpy()
             for a, g in zip(args, grads)]
