@@ -18,8 +18,8 @@ def gradients(fn, *args):
     if backend == "jax":
         import jax
 
-        value, grads = jax.value_and_grad(
-            lambda *a: fn(*a), argnums=tuple(range(len(args))))(*args)
+        value, grads = jax.jit(jax.value_and_grad(
+            lambda *a: fn(*a), argnums=tuple(range(len(args)))))(*args)
         return np.asarray(value), [np.asarray(g) for g in grads]
     if backend == "torch":
         import torch

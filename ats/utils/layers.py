@@ -353,7 +353,8 @@ class ResizeImages(keras.layers.Layer):
     the original attention-sampling code), typically used to create the low
     resolution view fed to the attention network. Low precision inputs are
     resized in float32 and cast back (some backends lack float16 bicubic
-    kernels on CPU).
+    kernels on CPU). On the TensorFlow backend ``mode="bicubic"`` sets
+    ``supports_jit = False`` (TensorFlow's bicubic resize has no XLA kernel).
 
     Args:
         size: Pair of positive ints ``(height, width)``, the output size.
@@ -400,6 +401,10 @@ class ResizeImages(keras.layers.Layer):
         self.size = (int(size[0]), int(size[1]))
         self.mode = _check_choice("mode", mode, self._MODES)
         self.data_format = _standardize_data_format(data_format)
+        if self.mode == "bicubic" and keras.backend.backend() == "tensorflow":
+            # TensorFlow's ResizeBicubic has no XLA kernel: keep Keras from
+            # jit-compiling models that contain this layer.
+            self.supports_jit = False
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -467,7 +472,8 @@ class TotalReshape(keras.layers.Layer):
         ``shape`` (with ``-1`` as ``None``).
 
     Returns:
-        The reshaped tensor (same dtype as the input).
+        The reshaped tensor, with the same dtype as the input (the layer
+        does not autocast floats to its compute dtype).
 
     Example:
 
@@ -477,6 +483,8 @@ class TotalReshape(keras.layers.Layer):
     """
 
     def __init__(self, shape, **kwargs):
+        # A pure reshape: keep the input dtype (no float autocasting).
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__"):
             raise TypeError(
@@ -551,7 +559,8 @@ class ActivityRegularizer(keras.layers.Layer):
         Same as the input.
 
     Returns:
-        The input, unchanged.
+        The input, unchanged (same dtype: the layer does not autocast, so a
+        float32 attention distribution stays float32 under mixed precision).
 
     Example:
 
@@ -561,6 +570,9 @@ class ActivityRegularizer(keras.layers.Layer):
     """
 
     def __init__(self, regularizer, **kwargs):
+        # An identity: keep the input dtype (no float autocasting), so e.g. a
+        # float32 attention distribution stays float32 under mixed precision.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if regularizer is None:
             raise TypeError(
@@ -697,22 +709,18 @@ class ImageLinearTransform(_RandomImageLayer):
         x = _to_compute_float(self, inputs)
         if not training or self.p == 0:
             return x
-        batch = (ops.shape(x)[0],)
+        shape = self._batch_shape(x)
         a = keras.random.uniform(
-            batch, minval=self.a[0], maxval=self.a[1],
+            shape, minval=self.a[0], maxval=self.a[1],
             seed=self.seed_generator,
         )
         b = keras.random.uniform(
-            batch, minval=self.b[0], maxval=self.b[1],
+            shape, minval=self.b[0], maxval=self.b[1],
             seed=self.seed_generator,
         )
-        mask = self._apply_mask(batch)
+        mask = self._apply_mask(shape)
         a = ops.where(mask, a, ops.ones_like(a))
         b = ops.where(mask, b, ops.zeros_like(b))
-        # (B,) -> (B, 1, ..., 1) to broadcast over each image.
-        expand = (-1,) + (1,) * (len(x.shape) - 1)
-        a = ops.reshape(a, expand)
-        b = ops.reshape(b, expand)
         y = a * _at_least_float32(x) + b
         return ops.cast(y, x.dtype)
 
@@ -736,7 +744,9 @@ class ImagePan(_RandomImageLayer):
     identity.
 
     Implemented with ``keras.ops.image.affine_transform`` (constant fill);
-    low precision inputs are transformed in float32 and cast back.
+    low precision inputs are transformed in float32 and cast back. On the
+    TensorFlow backend the layer sets ``supports_jit = False`` because that
+    op has no XLA kernel (Keras then trains the model without XLA).
     Randomness comes from a ``keras.random.SeedGenerator(seed)`` owned by
     the layer.
 
@@ -787,6 +797,11 @@ class ImagePan(_RandomImageLayer):
         self.vertically = _check_bool("vertically", vertically)
         self.mode = _check_choice("mode", mode, self._MODES)
         self.data_format = _standardize_data_format(data_format)
+        if keras.backend.backend() == "tensorflow":
+            # TensorFlow's affine_transform (ImageProjectiveTransformV3) has
+            # no XLA kernel: keep Keras from jit-compiling models with this
+            # layer (as keras.layers.RandomTranslation does).
+            self.supports_jit = False
 
     def build(self, input_shape):
         if len(input_shape) != 4:
