@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from ..distribute import replica_seed
+
 # Gumbel keys of zero-probability positions are shifted below every key of a
 # positive one (log-probabilities of float32 are >= -104, Gumbel noise of a
 # float32 uniform lies in [-3, 17]), so they are drawn only once the whole
@@ -100,9 +102,14 @@ def unravel_positions(indices, spatial):
 
 
 def _gumbel(shape, seed):
-    """Standard Gumbel noise, finite for every uniform draw."""
+    """Standard Gumbel noise, finite for every uniform draw.
+
+    Each replica of a distributed run draws its own noise (``seed`` with the
+    replica index folded in, see ``ats.distribute.replica_seed``).
+    """
     tiny = 1e-20
-    uniform = keras.random.uniform(shape, minval=tiny, maxval=1.0, seed=seed)
+    uniform = keras.random.uniform(shape, minval=tiny, maxval=1.0,
+                                   seed=replica_seed(seed))
     return -ops.log(-ops.log(uniform) + tiny)
 
 

@@ -1,0 +1,196 @@
+"""JAX: ``keras.distribution`` (``DataParallel``, ``ModelParallel``).
+
+Imported by ``ats.distribute`` on the JAX backend only.
+"""
+
+import os
+
+import jax
+import keras
+
+from . import Setup, shard_examples
+
+_BATCH, _MODEL = "batch", "model"
+
+
+class JaxSetup(Setup):
+    """A ``keras.distribution.Distribution`` made current in ``scope()``.
+
+    Args:
+        strategy: str, ``"data_parallel"`` or ``"model_parallel"``.
+        distribution: the ``keras.distribution.Distribution``.
+    """
+
+    def __init__(self, strategy, distribution):
+        self.strategy = strategy
+        self.engine = distribution
+        self.num_replicas = distribution.num_model_replicas
+        self.num_processes = jax.process_count()
+        self.process_index = jax.process_index()
+
+    def scope(self):
+        """``distribution.scope()``: build, compile, fit and predict in it.
+
+        Returns:
+            A context manager.
+        """
+        return self.engine.scope()
+
+    def shard(self, data):
+        """This process's contiguous block of the examples.
+
+        Keras's JAX trainer assembles the global batch from every process's
+        local batch (``jax.make_array_from_process_local_data``), so each
+        process feeds ``1 / num_processes`` of the data; ``n %
+        num_processes`` examples are dropped so that all feed as many.
+
+        Args:
+            data: array or nested structure of arrays.
+
+        Returns:
+            The same structure with this process's examples.
+        """
+        return shard_examples(data, self.process_index, self.num_processes)
+
+
+class ChannelParallel(keras.distribution.ModelParallel):
+    """``ModelParallel`` that shards output channels over the ``model`` axis.
+
+    Every variable whose path ends in ``kernel`` or ``bias`` and whose last
+    axis (the output channels of ``Dense`` and ``Conv`` layers) the
+    ``model`` axis divides is sharded along that axis; every other variable
+    (e.g. a one-channel attention output, the sampling state) is replicated.
+    For other layouts use ``keras.distribution.ModelParallel`` with a
+    ``keras.distribution.LayoutMap`` directly.
+
+    Args:
+        device_mesh: a ``keras.distribution.DeviceMesh`` with axes
+            ``("batch", "model")``.
+    """
+
+    def __init__(self, device_mesh):
+        super().__init__(layout_map=keras.distribution.LayoutMap(device_mesh),
+                         batch_dim_name=_BATCH)
+
+    def get_variable_layout(self, variable):
+        if getattr(variable, "_layout", None) is not None:
+            return variable._layout
+        shape = tuple(variable.shape)
+        model_size = self.device_mesh.shape[
+            self.device_mesh.axis_names.index(_MODEL)]
+        name = variable.path.rsplit("/", 1)[-1]
+        axes = [None] * len(shape)
+        if name in ("kernel", "bias") and shape and \
+                shape[-1] % model_size == 0:
+            axes[-1] = _MODEL
+        return keras.distribution.TensorLayout(axes, self.device_mesh)
+
+
+def _devices(devices):
+    available = keras.distribution.list_devices()
+    if devices is None:
+        return available
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"configure: `devices` must be between 1 and the number of "
+                f"devices ({len(available)}: {available}), got {devices}")
+        return available[:devices]
+    if isinstance(devices, (list, tuple)) and devices and \
+            all(isinstance(d, str) for d in devices):
+        unknown = [d for d in devices if d not in available]
+        if unknown:
+            raise ValueError(
+                f"configure: `devices` {unknown} are not among the JAX "
+                f"devices {available}")
+        return list(devices)
+    raise ValueError(
+        "configure: `devices` must be None, an int or a list of device "
+        f"names such as 'gpu:0', got {devices!r}")
+
+
+def configure(strategy, devices, model_parallel, coordinator_address=None,
+              num_processes=None, process_id=None):
+    """``ats.distribute.configure`` on JAX (arguments validated there).
+
+    Multi-host: with ``coordinator_address``/``num_processes``/
+    ``process_id`` (or the ``KERAS_DISTRIBUTION_*`` environment variables)
+    it first calls ``keras.distribution.initialize``, which must happen
+    before any JAX computation.
+
+    Args:
+        strategy: str, ``"auto"``, ``"none"``, ``"data_parallel"`` or
+            ``"model_parallel"``.
+        devices: None, int or list of device names.
+        model_parallel: int, the size of the ``model`` mesh axis.
+        coordinator_address: str or None, ``"host:port"`` of process 0.
+        num_processes: int or None.
+        process_id: int or None.
+
+    Returns:
+        A ``Setup`` (``JaxSetup`` unless the strategy is ``"none"``).
+    """
+    if coordinator_address is not None or num_processes is not None \
+            or process_id is not None \
+            or "KERAS_DISTRIBUTION_JOB_ADDRESSES" in os.environ:
+        keras.distribution.initialize(coordinator_address, num_processes,
+                                      process_id)
+    names = _devices(devices)
+    if strategy == "auto":
+        if model_parallel > 1:
+            strategy = "model_parallel"
+        else:
+            strategy = "data_parallel" if len(names) > 1 else "none"
+    if strategy == "none":
+        if devices is not None and len(names) > 1:
+            raise ValueError(
+                "configure: strategy='none' runs on one device, got "
+                f"`devices`={devices!r}")
+        return Setup()
+    if strategy == "data_parallel":
+        return JaxSetup(strategy,
+                        keras.distribution.DataParallel(devices=names))
+    if len(names) % model_parallel:
+        raise ValueError(
+            f"configure: `model_parallel` ({model_parallel}) must divide the "
+            f"number of devices ({len(names)})")
+    mesh = keras.distribution.DeviceMesh(
+        (len(names) // model_parallel, model_parallel), (_BATCH, _MODEL),
+        names)
+    return JaxSetup(strategy, ChannelParallel(mesh))
+
+
+def simulate_cpu_devices(count):
+    """Split the host CPU into ``count`` JAX devices (before JAX starts).
+
+    Args:
+        count: int >= 1.
+    """
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError as error:
+        raise RuntimeError(
+            "simulate_cpu_devices must be called before JAX runs its first "
+            "operation (or set XLA_FLAGS=--xla_force_host_platform_device_"
+            f"count={count} before starting Python)") from error
+
+
+def replica_index():
+    """Always 0: the SPMD program draws over the global batch.
+
+    Returns:
+        0.
+    """
+    return 0
+
+
+def batch_multiple():
+    """The devices of this process that the batch axis is split across.
+
+    Returns:
+        int, 1 without a current ``keras.distribution``.
+    """
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return 1
+    return max(1, distribution.num_model_replicas // jax.process_count())

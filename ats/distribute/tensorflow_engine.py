@@ -1,0 +1,141 @@
+"""TensorFlow: ``tf.distribute`` (``MirroredStrategy``, multi-worker).
+
+Imported by ``ats.distribute`` on the TensorFlow backend only.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from . import Setup
+
+
+class TensorFlowSetup(Setup):
+    """A ``tf.distribute.Strategy`` entered in ``scope()``.
+
+    Build and compile the model in ``scope()``; Keras then runs ``fit``,
+    ``evaluate`` and ``predict`` on every replica, splitting each global
+    batch (uneven last batches included). Under ``MultiWorkerMirroredStrategy``
+    every worker passes the whole data and ``tf.distribute`` shards it.
+
+    Args:
+        strategy: str, ``"mirrored"`` or ``"multi_worker_mirrored"``.
+        tf_strategy: the ``tf.distribute.Strategy``.
+    """
+
+    def __init__(self, strategy, tf_strategy):
+        self.strategy = strategy
+        self.engine = tf_strategy
+        self.num_replicas = tf_strategy.num_replicas_in_sync
+        resolver = getattr(tf_strategy, "cluster_resolver", None)
+        if resolver is not None and resolver.task_type is not None:
+            self.num_processes = len(
+                resolver.cluster_spec().as_dict().get("worker", [None]))
+            self.process_index = int(resolver.task_id)
+
+    def scope(self):
+        """``strategy.scope()``.
+
+        Returns:
+            A context manager.
+        """
+        return self.engine.scope()
+
+
+def _devices(devices):
+    available = [d.name for d in (tf.config.list_logical_devices("GPU")
+                                  or tf.config.list_logical_devices("CPU"))]
+    if devices is None:
+        return available
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            raise ValueError(
+                f"configure: `devices` must be between 1 and the number of "
+                f"devices ({len(available)}: {available}), got {devices}")
+        return available[:devices]
+    if isinstance(devices, (list, tuple)) and devices and \
+            all(isinstance(d, str) for d in devices):
+        return list(devices)
+    raise ValueError(
+        "configure: `devices` must be None, an int or a list of device "
+        f"names such as '/gpu:0', got {devices!r}")
+
+
+def configure(strategy, devices):
+    """``ats.distribute.configure`` on TensorFlow (arguments validated there).
+
+    Args:
+        strategy: str, ``"auto"``, ``"none"``, ``"mirrored"`` or
+            ``"multi_worker_mirrored"`` (reads ``TF_CONFIG``).
+        devices: None, int or list of device names (the GPUs, or the logical
+            CPUs when there is no GPU); not for ``"multi_worker_mirrored"``,
+            which uses every local GPU.
+
+    Returns:
+        A ``Setup`` (``TensorFlowSetup`` unless the strategy is ``"none"``).
+    """
+    if strategy == "auto" and "TF_CONFIG" in os.environ and \
+            json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+        strategy = "multi_worker_mirrored"
+    if strategy == "multi_worker_mirrored":
+        if devices is not None:
+            raise ValueError(
+                "configure: `devices` is not supported with "
+                "strategy='multi_worker_mirrored' (it uses every local GPU)")
+        return TensorFlowSetup(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy())
+    names = _devices(devices)
+    if strategy == "auto":
+        strategy = "mirrored" if len(names) > 1 else "none"
+    if strategy == "none":
+        if devices is not None and len(names) > 1:
+            raise ValueError(
+                "configure: strategy='none' runs on one device, got "
+                f"`devices`={devices!r}")
+        return Setup()
+    return TensorFlowSetup(strategy,
+                           tf.distribute.MirroredStrategy(devices=names))
+
+
+def simulate_cpu_devices(count):
+    """Split the host CPU into ``count`` logical devices (before TF starts).
+
+    Args:
+        count: int >= 1.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as error:
+        raise RuntimeError(
+            "simulate_cpu_devices must be called before TensorFlow runs its "
+            "first operation") from error
+
+
+def replica_index():
+    """The id of the replica in sync running the current function.
+
+    Returns:
+        A scalar int32 tensor inside a replica function of a strategy
+        (global across workers), else 0.
+    """
+    if not tf.distribute.has_strategy():
+        return 0
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context
+        return 0
+    return context.replica_id_in_sync_group
+
+
+def batch_multiple():
+    """The replicas of the current strategy that every batch is split across.
+
+    A batch smaller than that leaves a replica without examples, whose loss
+    is undefined.
+
+    Returns:
+        int, 1 outside a strategy's scope.
+    """
+    return tf.distribute.get_strategy().num_replicas_in_sync
