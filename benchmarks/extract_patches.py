@@ -1,29 +1,24 @@
 """Patch extraction against a numpy slice-copy loop of the same patches.
 
-Runs each Keras backend in its own process, in its compiled mode (JAX jit,
-TensorFlow ``jit_compile=True``, PyTorch eager), and prints the ratio
-backend time / numpy time, measured side by side in the same process.
+``ats.ops.extract_patches`` in the backend's compiled mode (JAX ``jit``,
+TensorFlow ``jit_compile=True``, PyTorch eager) against ``numpy_patches``, one
+slice copy per patch into a preallocated array, both timed in the same
+process (one per backend), on the configurations of the core issue. The
+result is first checked to equal numpy's. Ratio = backend time / numpy time
+(below 1: faster than numpy).
 
-    python benchmarks/extract_patches.py            # all backends
-    python benchmarks/extract_patches.py --quick    # fewer repetitions
-
-Results go to ``benchmarks/results/extract_patches.{json,md}``.
+    python benchmarks/extract_patches.py [--quick] [--backends jax,torch]
 """
-
-import argparse
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
-BACKENDS = ("jax", "tensorflow", "torch")
+import harness
+
+NAME = "extract_patches"
 # (batch, side, channels, n_patches, patch side): the core issue's cases.
 CONFIGURATIONS = [(8, 1500, 1, 10, 50), (4, 3000, 3, 16, 100)]
+QUICK_CONFIGURATIONS = CONFIGURATIONS[:1]
+REPEATS, QUICK_REPEATS, WARMUP = 20, 3, 2
 
 
 def numpy_patches(x, offsets, size):
@@ -37,115 +32,115 @@ def numpy_patches(x, offsets, size):
     return out
 
 
-def compiled_extract(size):
-    """``extract_patches`` in the active backend's compiled mode."""
-    import keras
+def measure(configurations=CONFIGURATIONS, repeats=REPEATS, warmup=WARMUP):
+    """Time every configuration in this process's backend against numpy.
+
+    Args:
+        configurations: ``(batch, side, channels, n_patches, patch_side)``
+            tuples.
+        repeats: int, timed calls of each.
+        warmup: int, untimed calls first (compilation).
+
+    Returns:
+        list of dicts, one per configuration: ``ats_ms`` and ``numpy_ms``
+        (``harness.summarize``) and ``ratio`` of their medians.
+    """
+    from keras import ops
 
     from ats.ops import extract_patches
 
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(lambda x, o: extract_patches(x, o, (size, size)))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(lambda x, o: extract_patches(x, o, (size, size)),
-                           jit_compile=True)
-    return lambda x, o: extract_patches(x, o, (size, size))
-
-
-def block(result):
-    """Wait for an asynchronous result (JAX dispatches asynchronously)."""
-    if hasattr(result, "block_until_ready"):
-        result.block_until_ready()
-    return result
-
-
-def timings(fn, repeats):
-    fn()  # warm-up: compilation
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def measure_backend(repeats):
-    """Measure every configuration in this process's backend."""
-    import keras
-    from keras import ops
-
     rng = np.random.default_rng(0)
     rows = []
-    for batch, side, channels, n, size in CONFIGURATIONS:
-        x = rng.integers(0, 255, size=(batch, side, side, channels))
-        x = x.astype("float32")
+    for batch, side, channels, n, size in configurations:
+        x = rng.random((batch, side, side, channels), dtype=np.float32)
         offsets = rng.integers(0, side - size, size=(batch, n, 2))
         offsets = offsets.astype("int32")
-        reference = numpy_patches(x, offsets, size)
         x_tensor = ops.convert_to_tensor(x)
         offsets_tensor = ops.convert_to_tensor(offsets)
-        extract = compiled_extract(size)
-        result = ops.convert_to_numpy(extract(x_tensor, offsets_tensor))
-        np.testing.assert_array_equal(result, reference)
+        extract = harness.compile_function(
+            lambda x, o, size=size: extract_patches(x, o, (size, size)))
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(extract(x_tensor, offsets_tensor)),
+            numpy_patches(x, offsets, size))
 
-        ours = timings(lambda: block(extract(x_tensor, offsets_tensor)),
-                       repeats)
-        baseline = timings(lambda: numpy_patches(x, offsets, size), repeats)
+        times = harness.interleaved_times({
+            "ats": lambda: harness.block(extract(x_tensor, offsets_tensor)),
+            "numpy": lambda: numpy_patches(x, offsets, size),
+        }, repeats, warmup)
+        ats = harness.summarize(times["ats"], 1000)
+        baseline = harness.summarize(times["numpy"], 1000)
+        name = harness.backend()
         rows.append({
-            "backend": keras.backend.backend(),
+            "backend": name, "mode": harness.MODES[name],
             "input": f"{batch}x{side}x{side}x{channels}",
             "patches": f"{n} of {size}x{size}",
-            "ats_ms": 1000 * float(np.median(ours)),
-            "ats_min_ms": 1000 * float(np.min(ours)),
-            "ats_max_ms": 1000 * float(np.max(ours)),
-            "numpy_ms": 1000 * float(np.median(baseline)),
-            "ratio": float(np.median(ours) / np.median(baseline)),
+            "ats_ms": ats, "numpy_ms": baseline,
+            "ratio": harness.ratio(ats, baseline),
         })
     return rows
 
 
-def write_results(rows, path_stem):
-    RESULTS.mkdir(exist_ok=True)
-    path_stem.with_suffix(".json").write_text(json.dumps(rows, indent=2))
-    lines = ["| backend | input | patches | ATS ms (min-max) | numpy ms | "
-             "ratio |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['backend']} | {r['input']} | {r['patches']} | "
-            f"{r['ats_ms']:.2f} ({r['ats_min_ms']:.2f}-{r['ats_max_ms']:.2f})"
-            f" | {r['numpy_ms']:.2f} | {r['ratio']:.2f} |")
-    path_stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return "\n".join(lines)
+def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
+        configurations=None, log=print, runner=harness.run_in_subprocess):
+    """Measure every backend in its own process; write the results.
 
+    Args:
+        backends: backend names.
+        quick: bool, only the smaller configuration, 3 repetitions.
+        output: directory of ``extract_patches.{json,md}``.
+        configurations: list of ``CONFIGURATIONS``-like tuples, or None
+            (the mode's default).
+        log: callable receiving progress lines.
+        runner: how to run a measurement (``harness.run_in_subprocess``;
+            tests pass ``harness.run_in_process``).
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 repetitions instead of 20")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    repeats = 3 if args.quick else 20
-
-    if args.worker:
-        json.dump(measure_backend(repeats), sys.stdout)
-        return
-
+    Returns:
+        The JSON payload written.
+    """
+    configurations = configurations or (
+        QUICK_CONFIGURATIONS if quick else CONFIGURATIONS)
+    repeats = QUICK_REPEATS if quick else REPEATS
+    machine = harness.machine_description()
     rows = []
-    for backend in BACKENDS:
-        env = {**os.environ, "KERAS_BACKEND": backend,
-               "TF_CPP_MIN_LOG_LEVEL": "3"}
-        command = [sys.executable, __file__, "--worker"] + \
-            (["--quick"] if args.quick else [])
-        output = subprocess.run(command, env=env, check=True,
-                                capture_output=True, text=True).stdout
-        rows.extend(json.loads(output.strip().splitlines()[-1]))
-    print(write_results(rows, RESULTS / "extract_patches"))
+    for backend in backends:
+        rows += runner(
+            NAME, "measure", {"configurations": configurations,
+                              "repeats": repeats, "warmup": WARMUP}, backend)
+        log("  " + ", ".join(f"{backend} {r['input']}: {r['ratio']:.2f}"
+                             for r in rows if r["backend"] == backend))
+    payload = {"benchmark": NAME, "quick": quick, "machine": machine,
+               "settings": {"configurations": configurations,
+                            "repeats": repeats, "warmup": WARMUP},
+               "rows": rows}
+    harness.write_results(NAME, payload, report(payload), output)
+    return payload
+
+
+def summary_table(payload):
+    """The Markdown table of extraction times and ratios."""
+    return harness.markdown_table(
+        ["backend", "input", "patches", "ATS ms", "numpy ms",
+         "ratio ATS/numpy"],
+        [[r["backend"], r["input"], r["patches"],
+          harness.format_stats(r["ats_ms"], 2),
+          harness.format_stats(r["numpy_ms"], 2), f"**{r['ratio']:.2f}**"]
+         for r in payload["rows"]])
+
+
+def report(payload):
+    """The Markdown report of a ``run`` payload."""
+    settings = payload["settings"]
+    return "\n\n".join(filter(None, [
+        "## Patch extraction against a numpy slice copy",
+        "**Quick smoke run: not reference figures.**"
+        if payload["quick"] else "",
+        f"Median (min-max) of {settings['repeats']} calls after "
+        f"{settings['warmup']} warm-up, both timed in alternation in one "
+        "process per backend.",
+        summary_table(payload),
+        "Machine: " + harness.describe_machine_markdown(payload["machine"]),
+    ]))
 
 
 if __name__ == "__main__":
-    main()
+    harness.main(run, __doc__)

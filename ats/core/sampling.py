@@ -108,9 +108,27 @@ def _gumbel(shape, seed):
     replica index folded in, see ``ats.distribute.replica_seed``).
     """
     tiny = 1e-20
-    uniform = keras.random.uniform(shape, minval=tiny, maxval=1.0,
-                                   seed=replica_seed(seed))
+    uniform = _uniform(shape, tiny, replica_seed(seed))
     return -ops.log(-ops.log(uniform) + tiny)
+
+
+def _uniform(shape, minval, seed):
+    """Uniform noise in ``[minval, 1)``, as ``keras.random.uniform``.
+
+    On TensorFlow ``keras.random.uniform`` lets ``tf.random`` pick its
+    stateless algorithm, which XLA on the CPU runs about 100 times slower
+    than Philox (320 ms against 3 ms for 8 x 32400 draws): a layer's
+    ``SeedGenerator`` draws with Philox there, from the same seed state.
+    """
+    if keras.backend.backend() == "tensorflow" and isinstance(
+            seed, keras.random.SeedGenerator):
+        import tensorflow as tf
+
+        state = tf.cast(tf.math.floormod(seed.next(), tf.int32.max - 1),
+                        "int32")
+        return tf.random.stateless_uniform(shape, seed=state, minval=minval,
+                                           maxval=1.0, alg="philox")
+    return keras.random.uniform(shape, minval=minval, maxval=1.0, seed=seed)
 
 
 def _validate_n_samples(n_samples):

@@ -1,0 +1,372 @@
+"""Attention sampling against the full-image CNN: time and memory per sample.
+
+On Megapixel-MNIST-shaped inputs of growing side, one training step of the
+``paper`` preset's ATS model and of the CNN that applies the same feature
+network to the whole image (``setups.py``), each configuration in its own
+process (``harness.run_in_subprocess``) so that its peak memory is its own.
+Reported per sample (per step / batch size), with the ratio CNN / ATS:
+
+* **time**: median (min-max) of ``train_on_batch`` after warm-up, in the
+  backend's compiled mode. The inputs are already backend tensors, so it is
+  the step's time, not the host's copy of the batch.
+* **memory**: the growth of the process's resident set size (RSS) caused by
+  training: the peak RSS over all the steps, the first (compiling) one
+  included, minus the RSS just before the first step, when the backend is
+  imported, the model built and the inputs allocated. Fixed costs (compiled
+  code, the compiler's own memory, gradients and optimizer slots) count in
+  full, which penalises the small model, ATS. Also reported: the baseline
+  and peak RSS, and the growth over the timed steps alone (after warm-up,
+  when allocator caches may hide part of it).
+
+Batch size: the same for both models at a side, ``batch_size(side)``: at
+most ``MAX_BATCH`` images and at most ``MAX_BATCH`` 1500x1500 images' worth
+of pixels. The CNN is run at a side only while it fits the memory budget:
+its memory at the side is predicted from the largest side measured so far
+on that backend (per-sample memory grows with the pixel count); a side it
+would not fit is reported as "does not fit" with the prediction, and ATS is
+still measured there. A process that dies (e.g. killed out of memory) is
+reported as failed.
+
+    python benchmarks/ats_vs_cnn.py [--quick] [--backends jax,torch]
+"""
+
+import harness
+
+NAME = "ats_vs_cnn"
+SIDES = (500, 1000, 1500, 3000, 6000, 9000)
+QUICK_SIDES = (500,)
+MAX_BATCH, QUICK_MAX_BATCH = 8, 2
+MEMORY_BUDGET_GIB = 16.0
+# Timed steps: REPEATS, or at least MIN_REPEATS once they took BUDGET_S.
+REPEATS, MIN_REPEATS, BUDGET_S, WARMUP = 5, 3, 60.0, 2
+QUICK_REPEATS, QUICK_WARMUP = 2, 1
+# The issue's goal: at 1500x1500, CNN / ATS >= 10 on time and on memory.
+GOAL_SIDE, GOAL_RATIO = 1500, 10.0
+MODELS = ("ats", "cnn")
+
+
+def batch_size(side, max_batch=MAX_BATCH):
+    """The batch size at ``side``: <= ``max_batch`` images and pixels of
+    ``max_batch`` 1500x1500 images, at least 1."""
+    return max(1, min(max_batch, max_batch * 1500 ** 2 // side ** 2))
+
+
+def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP,
+            budget_s=None):
+    """Time and memory of training steps of one model, in this process.
+
+    Meant for a fresh process (``harness.run_in_subprocess``) so that the
+    memory figures are this configuration's alone.
+
+    Args:
+        model: ``"ats"`` or ``"cnn"`` (see ``setups.py``).
+        side: int, the image side in pixels.
+        batch_size: int.
+        repeats: int, timed steps.
+        warmup: int >= 1, untimed steps first (the first one compiles).
+        budget_s: optional float, stop after ``MIN_REPEATS`` timed steps
+            once they took this long (``harness.time_calls``).
+
+    Returns:
+        dict: the configuration; ``step_s`` and ``per_sample_ms``
+        (``harness.summarize`` of the step times); ``memory`` in MiB with
+        ``baseline_mib`` (RSS before the first step), ``peak_mib`` (peak RSS
+        over all steps), ``increment_mib`` (their difference),
+        ``per_sample_mib`` (increment / batch size),
+        ``steady_increment_mib`` (peak over the timed steps minus the RSS
+        after warm-up) and ``method``.
+    """
+    import setups
+
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    step = setups.training_step(model, side, batch_size)
+
+    probe = harness.MemoryProbe().start()
+    harness.time_calls(step, 0, warmup)
+    warm = probe.stop()
+    probe.start()
+    times = harness.time_calls(step, repeats, 0, budget_s,
+                               min(MIN_REPEATS, repeats))
+    steady = probe.stop()
+
+    peak = max(warm["peak_mib"], steady["peak_mib"])
+    increment = peak - warm["baseline_mib"]
+    name = harness.backend()
+    return {
+        "backend": name, "mode": harness.MODES[name], "model": model,
+        "side": side, "batch_size": batch_size,
+        "step_s": harness.summarize(times),
+        "per_sample_ms": harness.summarize(times, 1000 / batch_size),
+        "memory": {
+            "baseline_mib": warm["baseline_mib"],
+            "peak_mib": peak,
+            "increment_mib": increment,
+            "per_sample_mib": increment / batch_size,
+            "steady_increment_mib":
+                steady["peak_mib"] - steady["baseline_mib"],
+            "method": warm["method"],
+        },
+    }
+
+
+def predicted_gib(measured, side, batch):
+    """The CNN's training memory at ``side`` and ``batch``, in GiB,
+    extrapolated from a ``measure`` row of a smaller side (per-sample
+    memory proportional to the pixel count)."""
+    per_sample = measured["memory"]["per_sample_mib"] / 1024
+    return per_sample * batch * (side / measured["side"]) ** 2
+
+
+def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
+        sides=None, memory_budget_gib=MEMORY_BUDGET_GIB, log=print,
+        runner=harness.run_in_subprocess):
+    """Measure every (backend, side, model) in its own process; write results.
+
+    Args:
+        backends: backend names.
+        quick: bool, the smoke configuration (small sides and batches, fewer
+            repetitions).
+        output: directory of ``ats_vs_cnn.{json,md,png}``.
+        sides: increasing image sides, or None for the mode's default.
+        memory_budget_gib: float, the largest predicted CNN memory to run.
+        log: callable receiving progress lines.
+        runner: how to run a measurement (``harness.run_in_subprocess``;
+            tests pass ``harness.run_in_process``).
+
+    Returns:
+        The JSON payload written.
+    """
+    sides = tuple(sides or (QUICK_SIDES if quick else SIDES))
+    max_batch = QUICK_MAX_BATCH if quick else MAX_BATCH
+    repeats, warmup, budget_s = (QUICK_REPEATS, QUICK_WARMUP, None) if quick \
+        else (REPEATS, WARMUP, BUDGET_S)
+    machine = harness.machine_description()
+    rows = []
+    for backend in backends:
+        largest_cnn = None
+        for side in sorted(sides):
+            batch = batch_size(side, max_batch)
+            for model in MODELS:
+                config = {"backend": backend, "model": model, "side": side,
+                          "batch_size": batch}
+                if model == "cnn" and largest_cnn is not None:
+                    predicted = predicted_gib(largest_cnn, side, batch)
+                    if predicted > memory_budget_gib:
+                        rows.append({**config, "does_not_fit": True,
+                                     "predicted_gib": predicted})
+                        log(f"  {backend} cnn {side}: does not fit "
+                            f"(~{predicted:.1f} GiB predicted)")
+                        continue
+                try:
+                    row = runner(
+                        NAME, "measure",
+                        {"model": model, "side": side, "batch_size": batch,
+                         "repeats": repeats, "warmup": warmup,
+                         "budget_s": budget_s}, backend)
+                except RuntimeError as error:
+                    rows.append({**config, "failed": str(error)[-500:]})
+                    log(f"  {backend} {model} {side}: FAILED {error}")
+                    continue
+                rows.append(row)
+                if model == "cnn":
+                    largest_cnn = row
+                log(f"  {backend} {model} {side}x{side} batch {batch}: "
+                    f"{row['per_sample_ms']['median']:.1f} ms/sample, "
+                    f"{row['memory']['per_sample_mib']:.1f} MiB/sample")
+    payload = {
+        "benchmark": NAME,
+        "quick": quick,
+        "machine": machine,
+        "settings": {
+            "sides": list(sides), "max_batch": max_batch,
+            "batch_sizes": {str(s): batch_size(s, max_batch) for s in sides},
+            "memory_budget_gib": memory_budget_gib,
+            "repeats": repeats, "warmup": warmup,
+            "min_repeats_over_budget": [MIN_REPEATS, budget_s],
+            "time": "train_on_batch wall-clock, compiled mode, inputs "
+                    "already backend tensors",
+            "memory": "peak RSS over all training steps (first included) "
+                      "minus RSS before the first step; one process per "
+                      "configuration",
+        },
+        "rows": rows,
+        "ratios": ratios(rows),
+    }
+    harness.write_results(NAME, payload, report(payload), output)
+    plot(payload, output)
+    return payload
+
+
+def _measured(rows):
+    return [r for r in rows if "step_s" in r]
+
+
+def ratios(rows):
+    """CNN / ATS per (backend, side) where both were measured.
+
+    Returns:
+        list of dicts with ``backend``, ``side``, ``batch_size``, ``time``
+        (ratio of the median times per sample) and ``memory`` (ratio of the
+        memory increments per sample).
+    """
+    by_key = {(r["backend"], r["side"], r["model"]): r
+              for r in _measured(rows)}
+    result = []
+    for (backend, side, model), ats in by_key.items():
+        cnn = by_key.get((backend, side, "cnn"))
+        if model != "ats" or cnn is None:
+            continue
+        result.append({
+            "backend": backend, "side": side, "batch_size": ats["batch_size"],
+            "time": harness.ratio(cnn["per_sample_ms"], ats["per_sample_ms"]),
+            "memory": cnn["memory"]["per_sample_mib"]
+            / max(ats["memory"]["per_sample_mib"], 1e-9),
+        })
+    return result
+
+
+def _cnn_cells(cnn):
+    """The CNN's time and memory cells: measured, too large or failed."""
+    if cnn is None:
+        return ["-", "-"]
+    if cnn.get("does_not_fit"):
+        return [f"does not fit (~{cnn['predicted_gib']:.0f} GiB)"] * 2
+    if cnn.get("failed"):
+        return ["failed"] * 2
+    return [harness.format_stats(cnn["per_sample_ms"]),
+            f"{cnn['memory']['per_sample_mib']:.1f}"]
+
+
+def summary_table(payload):
+    """The Markdown table of per-sample figures and ratios (README's)."""
+    by_key = {(r["backend"], r["side"], r["model"]): r
+              for r in payload["rows"]}
+    ratio_of = {(r["backend"], r["side"]): r for r in payload["ratios"]}
+    table = []
+    for backend, side, model in by_key:
+        ats = by_key[(backend, side, model)]
+        if model != "ats" or "step_s" not in ats:
+            continue
+        cnn_time, cnn_memory = _cnn_cells(by_key.get((backend, side, "cnn")))
+        entry = ratio_of.get((backend, side))
+        table.append([
+            backend, f"{side}x{side}", ats["batch_size"],
+            harness.format_stats(ats["per_sample_ms"]), cnn_time,
+            f"**{entry['time']:.1f}x**" if entry else "-",
+            f"{ats['memory']['per_sample_mib']:.1f}", cnn_memory,
+            f"**{entry['memory']:.1f}x**" if entry else "-"])
+    return harness.markdown_table(
+        ["backend", "image", "batch", "ATS ms/sample", "CNN ms/sample",
+         "time CNN/ATS", "ATS MiB/sample", "CNN MiB/sample",
+         "memory CNN/ATS"], table)
+
+
+def goal_line(payload):
+    """Whether the ratios at ``GOAL_SIDE`` reach ``GOAL_RATIO``, in words."""
+    at_goal = [r for r in payload["ratios"] if r["side"] == GOAL_SIDE]
+    if not at_goal:
+        return f"(no {GOAL_SIDE}x{GOAL_SIDE} measurement in this run)"
+    return f"Goal at {GOAL_SIDE}x{GOAL_SIDE}, >= {GOAL_RATIO:.0f}x on both: " \
+        + "; ".join(
+            f"{r['backend']} {r['time']:.1f}x time, {r['memory']:.1f}x "
+            f"memory ({'met' if min(r['time'], r['memory']) >= GOAL_RATIO else 'not met'})"
+            for r in at_goal) + "."
+
+
+def report(payload):
+    """The Markdown report of a ``run`` payload."""
+    settings = payload["settings"]
+    least, budget_s = settings["min_repeats_over_budget"]
+    detail = [[r["backend"], r["mode"], r["model"], f"{r['side']}x{r['side']}",
+               r["batch_size"], harness.format_stats(r["step_s"], 3),
+               f"{r['memory']['baseline_mib']:.0f}",
+               f"{r['memory']['peak_mib']:.0f}",
+               f"{r['memory']['increment_mib']:.0f}",
+               f"{r['memory']['steady_increment_mib']:.0f}"]
+              for r in _measured(payload["rows"])]
+    failed = [f"- {r['backend']} {r['model']} {r['side']}: {r['failed']}"
+              for r in payload["rows"] if r.get("failed")]
+    return "\n\n".join(filter(None, [
+        "## Attention sampling vs the full-image CNN, per sample",
+        "**Quick smoke run: small sides and batches, few repetitions; not "
+        "reference figures.**" if payload["quick"] else "",
+        f"One training step (`train_on_batch`), median (min-max) over "
+        f"{settings['repeats']} steps after {settings['warmup']} warm-up"
+        + (f" (stopping after {least} once they took {budget_s:.0f} s)"
+           if budget_s else "")
+        + ", divided by the batch size. Memory: peak RSS over the steps minus "
+        "RSS before the first step, divided by the batch size, one process "
+        f"per configuration. CNN sides predicted above "
+        f"{settings['memory_budget_gib']:g} GiB are not run.",
+        goal_line(payload),
+        summary_table(payload),
+        "Machine: " + harness.describe_machine_markdown(payload["machine"]),
+        "### Per process (MiB; steady = over the timed steps only)",
+        harness.markdown_table(
+            ["backend", "mode", "model", "image", "batch", "step s",
+             "RSS before", "peak RSS", "increment", "steady increment"],
+            detail),
+        "\n".join(failed),
+    ]))
+
+
+def plot(payload, output=harness.RESULTS):
+    """Log-log plot of time and memory per sample against the image side.
+
+    Writes ``ats_vs_cnn.png`` into ``output``: ATS solid, CNN dashed, one
+    colour per backend, and a dotted guide proportional to the pixel count.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    rows = _measured(payload["rows"])
+    sides = sorted({r["side"] for r in rows})
+    colours = dict(zip(harness.BACKENDS, ("tab:blue", "tab:orange",
+                                          "tab:green")))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    panels = [(axes[0], lambda r: r["per_sample_ms"]["median"],
+               "training time per sample (ms)"),
+              (axes[1], lambda r: max(r["memory"]["per_sample_mib"], 0.01),
+               "training memory per sample (MiB)")]
+    for axis, value, label in panels:
+        for backend in dict.fromkeys(r["backend"] for r in rows):
+            for model, style in (("ats", "o-"), ("cnn", "s--")):
+                points = sorted((r["side"], value(r)) for r in rows
+                                if (r["backend"], r["model"]) ==
+                                (backend, model))
+                if points:
+                    axis.plot(*zip(*points), style, color=colours[backend],
+                              label=f"{model.upper()}, {backend}")
+        cnn = sorted((r["side"], value(r)) for r in rows
+                     if r["model"] == "cnn")
+        if cnn:
+            anchor_side, anchor = cnn[0]
+            axis.plot(sides, [anchor * (s / anchor_side) ** 2 for s in sides],
+                      ":", color="grey", label="∝ pixel count")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xticks(sides)
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_xlabel("image side (pixels)")
+        axis.set_ylabel(label)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.suptitle("Attention sampling vs full-image CNN, one training step"
+                    + (" (quick smoke run)" if payload["quick"] else ""))
+    figure.tight_layout()
+    path = harness.Path(output) / f"{NAME}.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+if __name__ == "__main__":
+    harness.main(run, __doc__)
