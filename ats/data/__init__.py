@@ -1,0 +1,21 @@
+"""Sources of multi-resolution data that patches are read from.
+
+In-graph (tensors): ``MultiResolutionBatch`` is the interface the sampling
+layers read patches through and ``FromTensors`` implements it for tensors in
+memory. On the host (numpy, never a whole high-resolution image):
+``PatchSource`` is one image read patch by patch, with ``ArraySource``
+(numpy arrays, memmaps, zarr arrays), ``TiffSource`` (pyramidal tiled TIFF)
+and ``SlideSource`` (OpenSlide-compatible slides); ``ats.lazy`` trains models
+on them.
+"""
+
+from .base import MultiResolutionBatch
+from .from_tensors import FromTensors
+from .slide import SlideSource
+from .sources import (ArraySource, PatchReadError, PatchSource, SourceError,
+                      get_source)
+from .tiff import TiffSource
+
+__all__ = ["MultiResolutionBatch", "FromTensors", "PatchSource",
+           "ArraySource", "TiffSource", "SlideSource", "PatchReadError",
+           "SourceError", "get_source"]

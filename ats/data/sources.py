@@ -1,0 +1,326 @@
+"""Host-side patch sources: one image read patch by patch, never whole.
+
+A ``PatchSource`` is one data point (an image; 1 to 3 spatial dimensions and
+a channel axis) at two resolutions: a *low-resolution view* small enough to
+hold in memory, which the attention network looks at, and a *patch level*
+(usually the full resolution) that is only ever read patch by patch. Reading
+a patch touches only the part of the patch level (the tiles, chunks or
+pages) that the patch overlaps; the pixels of a patch outside the image are
+zeros, as in ``ats.ops.extract_patches``.
+
+Sources live on the host and speak numpy. ``ArraySource`` wraps anything
+sliceable like a numpy array: in-memory arrays, ``numpy.memmap`` (e.g.
+``np.load(path, mmap_mode="r")``) and zarr arrays. ``ats.data.tiff.TiffSource``
+reads pyramidal tiled TIFFs and ``ats.data.slide.SlideSource`` OpenSlide-
+compatible slides. ``ats.lazy`` trains and runs models on them without ever
+building the high-resolution tensor.
+
+Every source gets a process-wide integer ``id`` at construction; models
+refer to it through ``reference()`` rows (see ``ats.lazy``), so the source
+must stay alive (referenced) while a model reads from it.
+"""
+
+import itertools
+import threading
+import weakref
+
+import numpy as np
+
+__all__ = ["PatchSource", "ArraySource", "PatchReadError", "SourceError",
+           "get_source", "check_level_shapes"]
+
+_SOURCES = weakref.WeakValueDictionary()
+_NEXT_ID = itertools.count()
+_ID_LOCK = threading.Lock()
+
+
+class SourceError(ValueError):
+    """A source is unusable: corrupt file, missing level, bad shape, ...
+
+    Raised when the source is opened or checked, before any training starts;
+    the message names the file (or source) and the problem.
+    """
+
+
+class PatchReadError(OSError):
+    """Reading a patch failed while a model was running.
+
+    The message names the file (or source), the patch's corner and size in
+    the patch level and the underlying error; no patch is ever silently
+    replaced by zeros.
+    """
+
+
+def get_source(source_id):
+    """The live ``PatchSource`` with id ``source_id``.
+
+    Args:
+        source_id: int, a ``PatchSource.id``.
+
+    Returns:
+        The source.
+
+    Raises:
+        LookupError: no open source has that id (it was closed or garbage
+            collected).
+    """
+    source = _SOURCES.get(int(source_id))
+    if source is None:
+        raise LookupError(
+            f"no open PatchSource has id {int(source_id)}: it was closed or "
+            "garbage collected; keep the sources alive (e.g. in the "
+            "SourceSequence that feeds the model) while a model reads them")
+    return source
+
+
+def check_level_shapes(name, level_shapes, low_level, patch_level=0,
+                       scale=None):
+    """Check the levels a pyramidal source reads and return their shapes.
+
+    Args:
+        name: the file name, for error messages.
+        level_shapes: list of spatial shapes, finest (level 0) first.
+        low_level: int, the level of the low-resolution view.
+        patch_level: int, the level patches are read from.
+        scale: optional float or tuple, the declared size of the low view
+            relative to the patch level; each side of ``low_level`` must be
+            within one pixel of ``scale`` times that of ``patch_level``.
+
+    Returns:
+        ``(low_shape, patch_shape)``: spatial shapes of the two levels.
+
+    Raises:
+        SourceError: a level is missing, the low level is finer than the
+            patch level, or a shape does not match ``scale``.
+    """
+    n = len(level_shapes)
+    for argument, level in (("low_level", low_level),
+                            ("patch_level", patch_level)):
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+            raise TypeError(f"{name}: `{argument}` must be an int, got "
+                            f"{level!r}")
+        if not 0 <= level < n:
+            raise SourceError(
+                f"{name}: the pyramid has {n} level(s) (shapes "
+                f"{[tuple(s) for s in level_shapes]}), so `{argument}`="
+                f"{level} does not exist")
+    low = tuple(level_shapes[low_level])
+    high = tuple(level_shapes[patch_level])
+    if any(l > h for l, h in zip(low, high)):
+        raise SourceError(
+            f"{name}: the low-resolution level {low_level} {low} must not be "
+            f"larger than the patch level {patch_level} {high}")
+    if scale is not None:
+        factors = np.broadcast_to(np.asarray(scale, dtype=float), (len(high),))
+        expected = np.asarray(high) * factors
+        if np.any(factors <= 0) or np.any(np.abs(np.asarray(low) - expected)
+                                          >= 1):
+            raise SourceError(
+                f"{name}: level {low_level} has shape {low} but the declared "
+                f"scale {scale} of level {patch_level} {high} means "
+                f"{tuple(float(e) for e in expected)} (within one pixel)")
+    return low, high
+
+
+class PatchSource:
+    """One data point at two resolutions, read patch by patch on the host.
+
+    Subclasses call ``__init__`` with their name, patch-level shape and dtype,
+    and implement ``low()`` and ``_read(start, stop)``.
+
+    Args:
+        name: str, what error messages call the source (e.g. its file).
+        shape: ``(*spatial, C)`` shape of the patch level.
+        low_shape: ``(*spatial, C)`` shape of the low-resolution view.
+        dtype: numpy dtype of both.
+
+    Attributes:
+        id: int, process-wide id that models use to find the source.
+        name, shape, low_shape, dtype: as given.
+    """
+
+    def __init__(self, name, shape, low_shape, dtype):
+        self.name = str(name)
+        self.shape = tuple(int(s) for s in shape)
+        self.low_shape = tuple(int(s) for s in low_shape)
+        self.dtype = np.dtype(dtype)
+        if not 2 <= len(self.shape) <= 4 or \
+                len(self.low_shape) != len(self.shape):
+            raise SourceError(
+                f"{self.name}: shapes must be (*spatial, channels) with 1 to "
+                f"3 spatial dimensions and the same rank at both "
+                f"resolutions, got {self.shape} and low view "
+                f"{self.low_shape}")
+        if self.low_shape[-1] != self.shape[-1]:
+            raise SourceError(
+                f"{self.name}: the low view has {self.low_shape[-1]} "
+                f"channel(s) but the patch level has {self.shape[-1]}")
+        self._lock = threading.RLock()
+        with _ID_LOCK:
+            self.id = next(_NEXT_ID)
+            _SOURCES[self.id] = self
+
+    @property
+    def spatial_shape(self):
+        """The spatial shape of the patch level."""
+        return self.shape[:-1]
+
+    def reference(self):
+        """The row a model reads this source by: ``[id, *spatial_shape]``.
+
+        Returns:
+            ``(1 + ndim,)`` int32 array.
+        """
+        return np.asarray([self.id, *self.spatial_shape], dtype=np.int32)
+
+    def check_patch_size(self, patch_size):
+        """Raise ``SourceError`` unless ``patch_size`` fits in the image.
+
+        Args:
+            patch_size: tuple of ints, one per spatial dimension.
+        """
+        size = tuple(patch_size)
+        if len(size) != len(self.spatial_shape):
+            raise SourceError(
+                f"{self.name}: `patch_size` {size} must have one entry per "
+                f"spatial dimension of the image {self.spatial_shape}")
+        if any(p > s for p, s in zip(size, self.spatial_shape)):
+            raise SourceError(
+                f"{self.name}: the patch size {size} is larger than the "
+                f"image {self.spatial_shape}")
+
+    def low(self):
+        """The low-resolution view, ``(*low_spatial, C)`` of ``dtype``."""
+        raise NotImplementedError
+
+    def _read(self, start, stop):
+        """The in-bounds window ``[start, stop)`` of the patch level.
+
+        Args:
+            start, stop: tuples of ints with ``0 <= start < stop <= shape``.
+
+        Returns:
+            ``(*(stop - start), C)`` array.
+        """
+        raise NotImplementedError
+
+    def read(self, corners, size):
+        """Read patches of the patch level at top-left ``corners``.
+
+        Only the part of the image a patch overlaps is read; its pixels
+        outside the image are zeros (``ats.ops.extract_patches`` semantics).
+
+        Args:
+            corners: ``(N, ndim)`` integer top-left corners (may be negative
+                or overhang the far border).
+            size: tuple of ``ndim`` positive ints.
+
+        Returns:
+            ``(N, *size, C)`` array of ``dtype``.
+
+        Raises:
+            PatchReadError: a read failed; the message names the source, the
+                corner and the cause.
+        """
+        corners = np.asarray(corners, dtype=np.int64)
+        size = tuple(int(s) for s in size)
+        ndim = len(self.spatial_shape)
+        if corners.ndim != 2 or corners.shape[1] != ndim or len(size) != ndim:
+            raise ValueError(
+                f"{self.name}: `corners` must have shape (N, {ndim}) and "
+                f"`size` {ndim} entries, got {corners.shape} and {size}")
+        patches = np.zeros((len(corners), *size, self.shape[-1]), self.dtype)
+        extent = np.asarray(self.spatial_shape)
+        for i, corner in enumerate(corners):
+            start = np.maximum(corner, 0)
+            stop = np.minimum(corner + size, extent)
+            if np.any(stop <= start):
+                continue  # entirely outside the image: all zeros
+            try:
+                with self._lock:
+                    window = np.asarray(self._read(tuple(start.tolist()),
+                                                   tuple(stop.tolist())))
+                expected = (*(stop - start).tolist(), self.shape[-1])
+                if window.shape != expected:
+                    raise ValueError(f"got a window of shape {window.shape}"
+                                     f" instead of {expected}")
+            except Exception as error:
+                raise PatchReadError(
+                    f"{self.name}: cannot read the patch of size {size} at "
+                    f"corner {tuple(corner.tolist())} (pixels "
+                    f"{tuple(start.tolist())} to {tuple(stop.tolist())} of "
+                    f"an image of shape {self.spatial_shape}): "
+                    f"{type(error).__name__}: {error}") from error
+            inner = tuple(slice(a, b) for a, b in
+                          zip((start - corner).tolist(),
+                              (stop - corner).tolist()))
+            patches[(i, *inner)] = window
+        return patches
+
+    def close(self):
+        """Release the source's files; later reads fail with a clear error."""
+        with _ID_LOCK:
+            if _SOURCES.get(self.id) is self:
+                del _SOURCES[self.id]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.name!r}, shape={self.shape}, "
+                f"low_shape={self.low_shape}, dtype={self.dtype})")
+
+
+class ArraySource(PatchSource):
+    """A source over an array-like: numpy array, ``numpy.memmap``, zarr array.
+
+    ``high`` is only ever sliced, so a memmap reads only the pages and a zarr
+    array only the chunks that a patch overlaps.
+
+    Args:
+        high: ``(*spatial, C)`` array-like supporting numpy basic slicing
+            (``np.ndarray``, ``np.memmap``, ``zarr.Array``, ...), the patch
+            level.
+        low: ``(*low_spatial, C)`` array, the low-resolution view (held in
+            memory).
+        name: str, what error messages call it; defaults to the memmap's
+            file name or the array's type and shape.
+
+    Example:
+        >>> x_high = np.load("slide.npy", mmap_mode="r")   # (H, W, C)
+        >>> source = ArraySource(x_high, low=x_low)
+        >>> source.read([[0, 0], [100, 200]], (64, 64)).shape
+        (2, 64, 64, C)
+    """
+
+    def __init__(self, high, low, name=None):
+        low = np.asarray(low)
+        shape = tuple(getattr(high, "shape", ()))
+        dtype = getattr(high, "dtype", None)
+        if name is None:
+            name = getattr(high, "filename", None) or \
+                f"{type(high).__name__} of shape {shape}"
+        if dtype is None or not hasattr(high, "__getitem__"):
+            raise TypeError(
+                f"{name}: `high` must be an array-like with shape, dtype and "
+                f"slicing, got {type(high).__name__}")
+        if np.dtype(dtype) != low.dtype:
+            raise SourceError(
+                f"{name}: the low view's dtype {low.dtype} differs from the "
+                f"patch level's {np.dtype(dtype)}")
+        super().__init__(name, shape, low.shape, dtype)
+        if any(l > h for l, h in zip(low.shape[:-1], shape[:-1])):
+            raise SourceError(
+                f"{self.name}: the low view {low.shape} must not be larger "
+                f"than the patch level {shape}")
+        self._high = high
+        self._low = low
+
+    def low(self):
+        return self._low
+
+    def _read(self, start, stop):
+        return self._high[tuple(slice(a, b) for a, b in zip(start, stop))]

@@ -1,0 +1,149 @@
+"""Attention sampling over host sources: the model side of the lazy path."""
+
+import keras
+from keras import ops
+
+from ..core import AttentionSampling, SamplePatches, sample
+from .from_sources import FromSources
+from .host_call import host_call_supports_jit
+
+__all__ = ["SourcePatches", "LazyAttentionSampling", "lazy_attention_sampling"]
+
+
+@keras.saving.register_keras_serializable(package="ats")
+class SourcePatches(SamplePatches):
+    """``SamplePatches`` whose high-resolution level stays on the host.
+
+    Identical to ``SamplePatches`` (same arguments, same sampling with its
+    own ``SeedGenerator``, same position-to-corner mapping) except that
+    ``x_high`` is replaced by ``x_high_ref``, one ``[source id, *spatial
+    shape]`` row per data point (``PatchSource.reference()``), and the
+    sampled patches are read from those sources on the host, inside the
+    model's step. So the positions a step reads are drawn from the attention
+    that the same step computes and differentiates.
+
+    Input:
+        ``[x_low (B, *L, C), x_high_ref (B, 1 + ndim) int32, attention
+        (B, *S)]``.
+
+    Returns:
+        ``[patches, sampled_attention]``: ``(B, N, *patch_size, C)`` (or
+        ``(B, N, C, *patch_size)``) patches of ``x_low``'s dtype (the
+        sources' values cast to it) and ``(B, N)`` float32 probabilities.
+
+    Under TensorFlow the host read cannot be XLA-compiled, so the layer sets
+    ``supports_jit=False`` there (``jit_compile="auto"`` then compiles with
+    ``tf.function`` only); JAX compiles it with ``jit``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.supports_jit = host_call_supports_jit()
+
+    def _stand_in_high_shape(self, shape_low):
+        """A shape of ``x_high``'s rank for ``SamplePatches``' checks."""
+        ndim = len(shape_low) - 2
+        if keras.config.image_data_format() == "channels_last":
+            return (shape_low[0], *(None,) * ndim, shape_low[-1])
+        return (shape_low[0], shape_low[1], *(None,) * ndim)
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
+            raise ValueError(
+                "SourcePatches expects three inputs [x_low, x_high_ref, "
+                f"attention], got input shape {input_shape!r}")
+        shape_low, shape_ref, shape_att = (tuple(s) for s in input_shape)
+        ndim = len(shape_low) - 2
+        if len(shape_ref) != 2 or shape_ref[1] not in (None, ndim + 1):
+            raise ValueError(
+                "SourcePatches: `x_high_ref` must have shape (B, 1 + ndim) = "
+                f"(B, {ndim + 1}) for x_low of shape {shape_low}, got "
+                f"{shape_ref}")
+        super().build([shape_low, self._stand_in_high_shape(shape_low),
+                       shape_att])
+
+    def call(self, inputs):
+        x_low, x_high_ref, attention = inputs
+        sample_space = tuple(attention.shape[1:])
+        positions, sampled_attention = sample(
+            self.n_patches, attention, replace=self.replace,
+            use_logits=self.use_logits, seed=self.seed_generator,
+            deterministic=self.deterministic)
+        source = FromSources([x_low, ops.cast(x_high_ref, "int32")])
+        low = ops.cast(source.spatial_shape(0), "float32")
+        patches, _ = source.patches(
+            positions, self.receptive_field / 2, sample_space,
+            low - self.receptive_field, self.patch_size, 0, 1)
+        return [patches, sampled_attention]
+
+    def compute_output_shape(self, input_shape):
+        shape_low, _, shape_att = input_shape
+        return super().compute_output_shape(
+            [shape_low, self._stand_in_high_shape(tuple(shape_low)),
+             shape_att])
+
+    def compute_output_spec(self, inputs):
+        x_low, x_high_ref, attention = inputs
+        patches_shape, sampled_shape = self.compute_output_shape(
+            [x_low.shape, x_high_ref.shape, attention.shape])
+        return [keras.KerasTensor(patches_shape, dtype=x_low.dtype),
+                keras.KerasTensor(sampled_shape, dtype="float32")]
+
+
+class LazyAttentionSampling(AttentionSampling):
+    """The callable returned by ``lazy_attention_sampling``.
+
+    ``AttentionSampling`` with its ``SamplePatches`` replaced by a
+    ``SourcePatches`` of the same arguments, so it is called on ``[x_low,
+    x_high_ref]`` instead of ``[x_low, x_high]`` and is otherwise the same
+    computation, part by part.
+    """
+
+    def __init__(self, attention, feature, patch_size=None, n_patches=10,
+                 replace=False, attention_regularizer=None, receptive_field=0,
+                 seed=None, **kwargs):
+        super().__init__(attention, feature, patch_size, n_patches, replace,
+                         attention_regularizer, receptive_field, seed,
+                         **kwargs)
+        self.sample_patches = SourcePatches(
+            n_patches, self.patch_size, receptive_field, replace, seed=seed)
+
+
+def lazy_attention_sampling(attention, feature, patch_size=None, n_patches=10,
+                            replace=False, attention_regularizer=None,
+                            receptive_field=0, seed=None):
+    """``attention_sampling`` for images that are never tensors.
+
+    The attention network runs on ``x_low`` in the model; ``n_patches``
+    positions are sampled from its attention in the same step; only the
+    patches at those positions are read, on the host, from the
+    ``PatchSource`` s that ``x_high_ref`` points to; the feature network,
+    ``Expectation`` and the loss follow, with gradients to both networks.
+    With the same seed and weights it draws the same positions, reads the
+    same patches and computes the same features and gradients as
+    ``attention_sampling`` on the materialized ``x_high``.
+
+    Args:
+        attention, feature, patch_size, n_patches, replace,
+        attention_regularizer, receptive_field, seed: as for
+            ``ats.core.attention_sampling``.
+
+    Returns:
+        A ``LazyAttentionSampling`` callable ``([x_low, x_high_ref]) ->
+        [expected_features, attention, patches]``, where ``x_high_ref`` is
+        ``(B, 1 + ndim)`` int32 (``PatchSource.reference()`` rows, as
+        ``SourceSequence`` yields them).
+
+    Example:
+        >>> x_low = keras.Input((188, 188, 1), dtype="uint8")
+        >>> x_high_ref = keras.Input((3,), dtype="int32")
+        >>> features, attention_map, patches = lazy_attention_sampling(
+        ...     attention_net, feature_net, patch_size=(50, 50),
+        ...     n_patches=10)([x_low, x_high_ref])
+        >>> model = keras.Model([x_low, x_high_ref],
+        ...                     keras.layers.Dense(10)(features))
+        >>> model.fit(SourceSequence(sources, labels, batch_size=8))
+    """
+    return LazyAttentionSampling(attention, feature, patch_size, n_patches,
+                                 replace, attention_regularizer,
+                                 receptive_field, seed)

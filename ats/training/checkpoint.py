@@ -1,0 +1,77 @@
+"""Checkpoints: the whole state of a compiled model, in one ``.npz`` file.
+
+A checkpoint holds every variable of the model (weights and the states of its
+``SeedGenerator``s, so patch sampling continues where it stopped), every
+variable of its optimizer (moments, iteration count) and a JSON document with
+the training state (e.g. the epoch and the metrics so far). It is written
+atomically (:func:`ats.training.run.atomic_write`) and read back without
+pickle. Loading needs a model built and compiled the same way; mismatches
+raise ``ValueError`` naming the first differing variable.
+"""
+
+import json
+
+import numpy as np
+from keras import ops
+
+from .run import atomic_write
+
+__all__ = ["save_checkpoint", "load_checkpoint"]
+
+_GROUPS = ("model", "optimizer")
+
+
+def _variables(model):
+    if model.optimizer is None:
+        raise ValueError(
+            f"`model` ({model.name!r}) must be compiled (with an optimizer) "
+            "to save or load a checkpoint")
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return {"model": list(model.variables),
+            "optimizer": list(model.optimizer.variables)}
+
+
+def save_checkpoint(path, model, state):
+    """Write the model's and its optimizer's variables and ``state``.
+
+    Args:
+        path: str or path-like, the ``.npz`` file (replaced atomically).
+        model: a compiled ``keras.Model``.
+        state: a JSON-serialisable dict, returned by :func:`load_checkpoint`.
+    """
+    arrays = {"state": np.array(json.dumps(state))}
+    for group, variables in _variables(model).items():
+        arrays[f"{group}_paths"] = np.array([v.path for v in variables])
+        for i, v in enumerate(variables):
+            arrays[f"{group}_{i}"] = ops.convert_to_numpy(v.value)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path, model):
+    """Restore a checkpoint written by :func:`save_checkpoint` into ``model``.
+
+    Args:
+        path: str or path-like, the ``.npz`` file.
+        model: a compiled ``keras.Model`` built like the saved one.
+
+    Returns:
+        The ``state`` dict that was saved.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        for group, variables in _variables(model).items():
+            saved_paths = [str(p) for p in data[f"{group}_paths"]]
+            if len(saved_paths) != len(variables):
+                raise ValueError(
+                    f"checkpoint {str(path)!r} holds {len(saved_paths)} "
+                    f"{group} variables but the model has {len(variables)}: "
+                    "it was saved from a differently configured model")
+            for i, v in enumerate(variables):
+                value = data[f"{group}_{i}"]
+                if tuple(value.shape) != tuple(v.shape):
+                    raise ValueError(
+                        f"checkpoint {str(path)!r}: {group} variable {i} "
+                        f"({saved_paths[i]!r}) has shape {value.shape} but "
+                        f"the model's ({v.path!r}) has {tuple(v.shape)}")
+                v.assign(value)
+        return json.loads(str(data["state"]))

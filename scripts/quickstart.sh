@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's main command. Installs what it needs into the active Python,
+# then, on the CPU with JAX: builds a small Megapixel MNIST offline, trains
+# attention sampling and the two CNN baselines (each in its own process),
+# and writes a side-by-side report with the test errors and pictures of
+# where the model looks. Everything goes to runs/quickstart-<time>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python}
+OUT=${1:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}
+export KERAS_BACKEND=jax  # the only backend installed below
+
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[jax,mnist]"
+
+ats() { "$PYTHON" -m ats.cli "$@"; }
+ats mnist make-data --preset quick --out runs/megapixel-mnist-quick
+for model in ats full-cnn low-cnn; do
+    echo "=== training $model"
+    ats mnist train --preset quick --model "$model" \
+        --data runs/megapixel-mnist-quick --run-dir "$OUT/$model"
+done
+ats mnist report "$OUT/ats" "$OUT/full-cnn" "$OUT/low-cnn" \
+    --out "$OUT/report.md"
+
+echo
+echo "Report:   $OUT/report.md"
+echo "Pictures: $OUT/ats/pictures (final_sampled.png, final_top_k.png," \
+     "curves.png, epoch_*.png)"

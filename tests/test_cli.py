@@ -1,0 +1,107 @@
+"""The ``ats`` command line: help everywhere, and every mnist command."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ats.cli import build_parser, main
+
+COMMANDS = [[], ["mnist"], ["mnist", "make-data"], ["mnist", "train"],
+            ["mnist", "evaluate"], ["mnist", "visualize"], ["mnist", "report"]]
+TINY = ["--width", "100", "--height", "100", "--scale", "0.25", "--no-noise",
+        "--n-train", "16", "--n-test", "8", "--seed", "2"]
+TINY_TRAIN = ["--epochs", "1", "--batch-size", "8", "--n-patches", "2",
+              "--patch-size", "30x30", "--filters", "4", "--quiet"]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([*command, "--help"])
+    assert exit.value.code == 0
+    assert "usage: ats" in capsys.readouterr().out
+
+
+def test_a_group_without_command_prints_its_usage(capsys):
+    assert main(["mnist"]) == 2
+    assert "make-data" in capsys.readouterr().out
+    assert main([]) == 2
+
+
+def test_groups_register_themselves():
+    parser = build_parser()
+    assert parser.prog == "ats"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["nonsense"])
+
+
+def test_the_console_command_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "ats.cli", "mnist",
+                             "train", "--help"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0
+    assert "--resume" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "data"
+    assert main(["mnist", "make-data", "--out", str(path), *TINY]) == 0
+    return path
+
+
+def test_make_data_reuses_the_same_data_and_refuses_other(data_dir, capsys):
+    config = json.loads((data_dir / "config.json").read_text())["config"]
+    assert (config["width"], config["n_train"], config["noise"]) == \
+        (100, 16, False)
+    assert main(["mnist", "make-data", "--out", str(data_dir), *TINY]) == 0
+    assert "reusing" in capsys.readouterr().out
+    assert main(["mnist", "make-data", "--out", str(data_dir), *TINY[:-2],
+                 "--seed", "3"]) == 1
+    assert "different data set" in capsys.readouterr().err
+
+
+def test_train_evaluate_visualize_report(data_dir, tmp_path, capsys):
+    runs = []
+    for model in ("ats", "low-cnn"):
+        run = tmp_path / model
+        runs.append(str(run))
+        assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",
+                     str(run), "--model", model, *TINY_TRAIN]) == 0
+        for name in ("config.json", "metrics.csv", "checkpoint.npz",
+                     "results.json", "report.md", "pictures/curves.png"):
+            assert (run / name).is_file(), name
+    config = json.loads((tmp_path / "ats" / "config.json").read_text())
+    assert config["train"]["n_patches"] == 2
+    assert config["train"]["patch_size"] == [30, 30]
+    assert (tmp_path / "ats" / "pictures" / "epoch_001.png").is_file()
+    capsys.readouterr()
+
+    assert main(["mnist", "evaluate", "--run-dir", runs[0], "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "sampled patches" in out and "top-k patches" in out
+
+    assert main(["mnist", "visualize", "--run-dir", runs[0], "--images",
+                 "1"]) == 0
+    written = capsys.readouterr().out.split()
+    assert any(path.endswith("final_top_k.png") for path in written)
+
+    report = tmp_path / "report.md"
+    assert main(["mnist", "report", *runs, "--out", str(report)]) == 0
+    text = report.read_text()
+    assert "[`ats`](ats/report.md)" in text and "`low-cnn`" in text
+    assert "peak memory" in text
+
+
+def test_train_errors_name_the_problem(data_dir, tmp_path, capsys):
+    assert main(["mnist", "train", "--run-dir", str(tmp_path / "r")]) == 1
+    assert "--data" in capsys.readouterr().err
+    assert main(["mnist", "train", "--run-dir", str(tmp_path / "r"),
+                 "--resume"]) == 1
+    assert "config.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["mnist", "train", "--data", str(data_dir), "--run-dir",
+              str(tmp_path / "r"), "--patch-size", "50"])
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
