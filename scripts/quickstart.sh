@@ -3,22 +3,25 @@
 # then, on the CPU with JAX: builds a small Megapixel MNIST offline, trains
 # attention sampling and the two CNN baselines (each in its own process),
 # and writes a side-by-side report with the test errors and pictures of
-# where the model looks. Everything goes to runs/quickstart-<time>/.
+# where the model looks. Everything goes to OUT (the first argument, by
+# default runs/quickstart-<date>-<time>/ in the repository).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-$REPO/runs/quickstart-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+cd "$REPO"
 
 PYTHON=${PYTHON:-python}
-OUT=${1:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}
 export KERAS_BACKEND=jax  # the only backend installed below
 
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -e ".[jax,mnist]"
 
 ats() { "$PYTHON" -m ats.cli "$@"; }
-ats mnist make-data --preset quick --out runs/megapixel-mnist-quick
+ats mnist make-data --preset quick --out "$OUT/data"
 for model in ats full-cnn low-cnn; do
     echo "=== training $model"
-    ats mnist train --preset quick --model "$model" \
-        --data runs/megapixel-mnist-quick --run-dir "$OUT/$model"
+    ats mnist train --preset quick --model "$model" --data "$OUT/data" \
+        --run-dir "$OUT/$model"
 done
 ats mnist report "$OUT/ats" "$OUT/full-cnn" "$OUT/low-cnn" \
     --out "$OUT/report.md"

@@ -866,7 +866,8 @@ class MegapixelMNISTSequence(keras.utils.PyDataset):
             xs, y = self.split.render_batch(batch, self.views)
         else:
             xs, y = self._render_cached(batch)
-        return (xs if len(xs) > 1 else xs[0]), y
+        # A tuple, not a list: tf.data (TensorFlow backend) needs one.
+        return (tuple(xs) if len(xs) > 1 else xs[0]), y
 
     def _render_cached(self, indices):
         """``render_batch`` through the cache of rendered images."""

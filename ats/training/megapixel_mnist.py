@@ -21,6 +21,7 @@ Example::
 """
 
 import dataclasses
+import os
 import platform
 import statistics
 import time
@@ -141,7 +142,7 @@ PRESETS = {
         "data": MegapixelMNISTConfig.paper().to_dict(),
         "train": {"batch_size": 128, "learning_rate": 1e-3, "clipnorm": 1.0,
                   "n_patches": 10, "patch_size": (50, 50),
-                  "regularizer_strength": 1e-4, "workers": 4},
+                  "regularizer_strength": 1e-4, "workers": 2},
         "epochs": {"ats": 500, "full-cnn": 500, "low-cnn": 500},
     },
     "quick": {
@@ -154,7 +155,7 @@ PRESETS = {
                   "n_patches": 10, "patch_size": (50, 50),
                   "regularizer_strength": 1e-4, "filters": 16, "workers": 2,
                   "cache": True},
-        "epochs": {"ats": 8, "full-cnn": 2, "low-cnn": 4},
+        "epochs": {"ats": 12, "full-cnn": 1, "low-cnn": 2},
     },
 }
 """The presets: for each name a description, the data set's
@@ -260,10 +261,13 @@ def build_model(config, data_config):
 
 
 def _sequence(data, split, config, shuffle):
+    # At most `workers` batches wait in the queue: a batch of the paper's
+    # 1500x1500 images takes 1.2 GB.
     return MegapixelMNISTSequence(
         data.split(split), config.batch_size, shuffle=shuffle,
         seed=config.seed, views=models.MODELS[config.model],
-        cache=config.cache, workers=config.workers)
+        cache=config.cache, workers=config.workers,
+        max_queue_size=config.workers)
 
 
 class _Pictures:
@@ -333,9 +337,10 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
             ``resume``.
         preset: ``"quick"`` or ``"paper"``: the hyper-parameters.
         model: ``"ats"``, ``"full-cnn"`` or ``"low-cnn"``.
-        resume: continue the run in ``run_dir`` from its checkpoint with its
-            saved configuration (``data_dir``, ``preset`` and ``model`` are
-            ignored; of the overrides only ``epochs`` may be given, to
+        resume: continue the run in ``run_dir`` from its last checkpoint
+            (from the start if it was interrupted before its first one) with
+            its saved configuration (``data_dir``, ``preset`` and ``model``
+            are ignored; of the overrides only ``epochs`` may be given, to
             change the total number of epochs).
         verbose: 0 (silent) or 1 (progress bars and a line per epoch).
         **overrides: ``TrainConfig`` fields to change (None values ignored).
@@ -364,7 +369,8 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
                 f"{str(run.path)!r} already holds a run: pass resume "
                 "(--resume) to continue it, or choose another run directory")
         config = train_config(preset, model, **overrides)
-        data = MegapixelMNIST.load(data_dir)
+    data = MegapixelMNIST.load(data_dir)
+    if not resume:
         saved = {
             "experiment": EXPERIMENT,
             "preset": preset,
@@ -374,7 +380,6 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
             "environment": _environment(),
         }
         run.write_config(saved)
-    data = MegapixelMNIST.load(data_dir)
     keras.utils.set_random_seed(config.seed)
     net = build_model(config, data.config)
     train_data = _sequence(data, "train", config, shuffle=True)
@@ -398,8 +403,6 @@ def _environment():
 
 
 def _cpu_count():
-    import os
-
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

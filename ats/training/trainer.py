@@ -102,7 +102,9 @@ def fit(model, train_data, test_data, run, epochs, resume=False,
         resume: bool, continue from the run's checkpoint. The model's and
             optimizer's variables, the epoch and the metrics are restored, and
             ``train_data.on_epoch_end()`` is called once per finished epoch so
-            that its shuffling continues as in an uninterrupted run.
+            that its shuffling continues as in an uninterrupted run. Without
+            a checkpoint (a run interrupted in its first epoch) training
+            starts from the first epoch.
         on_epoch_end: optional callable ``(epoch) -> None`` called with the
             1-based number of every finished epoch, before its checkpoint.
         verbose: 0 (silent), 1 (progress bar and a line per epoch).
@@ -113,12 +115,10 @@ def fit(model, train_data, test_data, run, epochs, resume=False,
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"`epochs` must be a positive int, got {epochs!r}")
     history, initial_epoch = [], 0
-    if resume:
-        if not run.has_checkpoint():
-            raise FileNotFoundError(
-                f"cannot resume: {str(run.checkpoint_path)!r} does not exist "
-                "(the run was interrupted before its first epoch ended); "
-                "start it again without resume")
+    if resume and not run.has_checkpoint() and verbose:
+        print(f"{run.path} has no checkpoint: starting from the first epoch",
+              flush=True)
+    if resume and run.has_checkpoint():
         state = load_checkpoint(run.checkpoint_path, model)
         initial_epoch, history = state["epoch"], state["history"]
         # The checkpoint is the reference: drop rows of a later, lost epoch.
