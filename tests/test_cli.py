@@ -37,6 +37,16 @@ def test_groups_register_themselves():
         parser.parse_args(["nonsense"])
 
 
+def test_the_choices_are_the_librarys():
+    # The CLI lists them without importing the library (and so Keras).
+    from ats.cli import mnist
+    from ats.models.megapixel_mnist import MODELS
+    from ats.training.megapixel_mnist import PRESETS
+
+    assert set(mnist.PRESETS) == set(PRESETS)
+    assert set(mnist.MODELS) == set(MODELS)
+
+
 def test_the_console_command_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "ats.cli", "mnist",
                              "train", "--help"], capture_output=True,
@@ -76,7 +86,10 @@ def test_train_evaluate_visualize_report(data_dir, tmp_path, capsys):
     config = json.loads((tmp_path / "ats" / "config.json").read_text())
     assert config["train"]["n_patches"] == 2
     assert config["train"]["patch_size"] == [30, 30]
-    assert (tmp_path / "ats" / "pictures" / "epoch_001.png").is_file()
+    pictures = tmp_path / "ats" / "pictures"
+    for name in ("epoch_001.png", "final_sampled.png", "final_top_k.png",
+                 "curves.png"):
+        assert (pictures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
 
     assert main(["mnist", "evaluate", "--run-dir", runs[0], "--quiet"]) == 0

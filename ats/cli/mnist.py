@@ -14,6 +14,8 @@ import argparse
 
 from . import add_group, patch_size
 
+# The library's presets and models, listed here so that parsing the command
+# line does not import Keras (tests/test_cli.py checks they agree).
 PRESETS = ("quick", "paper")
 MODELS = ("ats", "full-cnn", "low-cnn")
 

@@ -147,12 +147,12 @@ PRESETS = {
     },
     "quick": {
         "description": "a CPU demo: 250x250 images with noise, scale 0.25, "
-                       "10 patches of 50x50, a few minutes of training",
+                       "10 patches of 40x40, a few minutes of training",
         "data": MegapixelMNISTConfig(
-            width=250, height=250, scale=0.25, n_noise=3, n_train=4000,
+            width=250, height=250, scale=0.25, n_noise=3, n_train=8000,
             n_test=500).to_dict(),
         "train": {"batch_size": 16, "learning_rate": 3e-3, "clipnorm": 1.0,
-                  "n_patches": 10, "patch_size": (50, 50),
+                  "n_patches": 10, "patch_size": (40, 40),
                   "regularizer_strength": 1e-4, "filters": 16, "workers": 2,
                   "cache": True},
         "epochs": {"ats": 12, "full-cnn": 1, "low-cnn": 2},
