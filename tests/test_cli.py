@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import keras
 import pytest
 
 from ats.cli import build_parser, main
+
+BACKEND = keras.backend.backend()
 
 COMMANDS = [[], ["mnist"], ["mnist", "make-data"], ["mnist", "train"],
             ["mnist", "evaluate"], ["mnist", "visualize"], ["mnist", "report"]]
@@ -45,6 +48,27 @@ def test_the_choices_are_the_librarys():
 
     assert set(mnist.PRESETS) == set(PRESETS)
     assert set(mnist.MODELS) == set(MODELS)
+
+
+def test_the_strategies_are_the_librarys():
+    import ats.cli
+    from ats.distribute import STRATEGIES
+
+    assert set(ats.cli.STRATEGIES) == {"auto"}.union(*STRATEGIES.values())
+
+
+@pytest.mark.parametrize("command", [
+    ["mnist", "train", "--data", "d", "--run-dir", "r"],
+    ["gigapixel", "train", "--data", "d"]], ids=" ".join)
+def test_training_commands_take_the_device_options(command):
+    args = build_parser().parse_args(command + [
+        "--distribute", "none", "--devices", "2", "--model-parallel", "2",
+        "--coordinator", "h:1", "--num-processes", "2", "--process-id", "1",
+        "--simulate-cpu-devices", "4"])
+    assert (args.distribute, args.devices, args.model_parallel,
+            args.coordinator, args.num_processes, args.process_id,
+            args.simulate_cpu_devices) == ("none", 2, 2, "h:1", 2, 1, 4)
+    assert build_parser().parse_args(command).distribute == "auto"
 
 
 def test_the_console_command_runs_as_a_module():
@@ -118,3 +142,9 @@ def test_train_errors_name_the_problem(data_dir, tmp_path, capsys):
         main(["mnist", "train", "--data", str(data_dir), "--run-dir",
               str(tmp_path / "r"), "--patch-size", "50"])
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
+    # A strategy of another backend's engine.
+    other = "ddp" if BACKEND == "tensorflow" else "mirrored"
+    assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",
+                 str(tmp_path / "r"), "--distribute", other]) == 1
+    assert "`strategy` must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

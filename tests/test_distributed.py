@@ -43,7 +43,7 @@ def report(tmp_path_factory):
         command[1:1] = ["-m", "torch.distributed.run", "--standalone",
                         "--nproc_per_node=2"]
     completed = subprocess.run(command, env=env, cwd=ROOT,
-                               capture_output=True, text=True, timeout=1200)
+                               capture_output=True, text=True, timeout=600)
     if completed.returncode != 0 or not out.exists():
         pytest.fail(f"{' '.join(command)} failed:\n{completed.stderr[-6000:]}")
     return json.loads(out.read_text())
@@ -88,6 +88,36 @@ def test_replicas_draw_different_positions(report):
 def test_a_run_is_reproducible_from_its_seed(report):
     np.testing.assert_array_equal(report["samples"]["positions"],
                                   report["samples"]["again"])
+
+
+def test_training_commands_run_on_the_engine(report):
+    commands = report["commands"]
+    assert commands["exit_status"] == [[0, 0]] * (
+        2 if BACKEND == "torch" else 1)
+    mnist = commands["mnist"]
+    assert commands["mnist_config"]["distribution"] == mnist["distribution"]
+    assert mnist["distribution"] == {"strategy": ENGINES[BACKEND],
+                                     "num_replicas": 2,
+                                     "num_processes": 2 if BACKEND == "torch"
+                                     else 1}
+    assert mnist["epochs"] == 2  # one, then one more after --resume
+    for mode in ("sampled", "top_k"):
+        assert 0 <= mnist["test"][mode]["error"] <= 1
+        assert np.isfinite(mnist["test"][mode]["loss"])
+
+
+def test_lazy_path_each_process_reads_its_own_images(report):
+    commands = report["commands"]
+    # 8 training images: a block of 4 per PyTorch process; one process
+    # feeding both devices on JAX and TensorFlow.
+    assert commands["lazy_images"] == ([4, 4] if BACKEND == "torch" else [8])
+    # Global batches of 4 (3 test images padded to 4 on one process): each
+    # read gets one device's or process's examples.
+    assert max(commands["lazy_read_sizes"]) == 2
+    lazy = commands["lazy"]
+    assert lazy["distribution"]["strategy"] == ENGINES[BACKEND]
+    assert np.isfinite(lazy["train"]["loss"])
+    assert 0 <= lazy["test"]["sampled"]["error"] <= 1
 
 
 def draw(seed):
@@ -217,6 +247,51 @@ def test_shard_examples_and_drop_remainder():
         distribute.drop_remainder((x, y), multiple=0)
     with pytest.raises(ValueError, match="same number of examples"):
         distribute.drop_remainder((x, y[:5]), multiple=2)
+
+
+class ProcessOf(distribute.Setup):
+    """The set-up of process ``index`` of ``count`` (without an engine)."""
+
+    shards_data = True
+
+    def __init__(self, index, count, shards_evaluation=True):
+        self.process_index, self.num_processes = index, count
+        self.shards_evaluation = shards_evaluation
+
+
+def test_processes_feed_blocks_of_the_data_and_of_the_batch():
+    x = np.arange(11)
+    blocks = [ProcessOf(i, 2).shard(x) for i in (0, 1)]
+    np.testing.assert_array_equal(blocks[0], np.arange(5))
+    np.testing.assert_array_equal(blocks[1], np.arange(5, 10))
+    assert ProcessOf(1, 2).shard_slice(11) == slice(5, 10)
+    # PyTorch DDP evaluates everything in every process.
+    ddp = ProcessOf(1, 2, shards_evaluation=False)
+    assert ddp.shard_slice(11) == slice(5, 10)
+    assert ddp.shard_slice(11, training=False) == slice(0, 11)
+    assert ddp.shard(x, training=False) is x
+    assert ProcessOf(1, 2).local_batch_size(8) == 4
+    with pytest.raises(ValueError, match="multiple of the number of proc"):
+        ProcessOf(0, 3).local_batch_size(8)
+    with pytest.raises(ValueError, match="fewer than the processes"):
+        ProcessOf(0, 3).shard_slice(2)
+    one = distribute.Setup()
+    assert one.shard_slice(11) == slice(0, 11)
+    assert one.local_batch_size(8) == 8
+    assert one.describe() == {"strategy": "none", "num_replicas": 1,
+                              "num_processes": 1}
+
+
+def test_even_batches_only_when_the_batch_is_split(monkeypatch):
+    dataset = Batches(np.zeros((5, 2)), np.zeros(5), batch_size=2)
+    assert distribute.even_batches(dataset) is dataset
+    monkeypatch.setattr(distribute, "batch_multiple", lambda: 2)
+    training = distribute.even_batches(dataset)
+    evaluation = distribute.even_batches(dataset, training=False)
+    assert [len(training[i][1]) for i in range(len(training))] == [2, 2]
+    assert [len(evaluation[i][1]) for i in range(len(evaluation))] == [
+        2, 2, 2]
+    np.testing.assert_array_equal(evaluation[2][2], [1, 0])
 
 
 def test_predict_pads_to_the_batch_multiple(monkeypatch):

@@ -261,6 +261,17 @@ def test_sequence_batches(data):
         sequence[3]
 
 
+def test_a_subset_renders_the_same_images(data):
+    split = data.split("test")
+    block = split.subset(slice(4, 8))
+    assert len(block) == 4 and block.name == "test"
+    np.testing.assert_array_equal(block.labels, split.labels[4:8])
+    np.testing.assert_array_equal(block.render(1)[1], split.render(5)[1])
+    np.testing.assert_array_equal(block.boxes(3), split.boxes(7))
+    with pytest.raises(TypeError, match="rows must be a slice"):
+        split.subset([1, 2])
+
+
 def test_sequence_low_view_only(data):
     sequence = MegapixelMNISTSequence(data.split("test"), batch_size=5, views=("low",))
     x, y = sequence[1]

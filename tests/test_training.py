@@ -158,10 +158,16 @@ def test_evaluate_reports_sampled_and_top_k():
         def __getitem__(self, i):
             return tuple(v[4 * i:4 * i + 4] for v in x), y[4 * i:4 * i + 4]
 
-    results = evaluate(model, Batches(), verbose=0)
+    results = evaluate(model, Batches(), verbose=0, draws=3)
     assert set(results) == {"sampled", "top_k"}
     for value in results.values():
         assert 0 <= value["error"] <= 1 and value["loss"] > 0
+    # The sampled figures are the mean over the draws.
+    errors = results["sampled"]["errors"]
+    assert len(errors) == 3
+    assert results["sampled"]["error"] == pytest.approx(np.mean(errors))
+    with pytest.raises(ValueError, match="`draws`"):
+        evaluate(model, Batches(), draws=0)
     plain = models.low_res_cnn((16, 16, 1), filters=2)
     plain.compile("adam", "sparse_categorical_crossentropy",
                   metrics=["accuracy"])

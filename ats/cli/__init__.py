@@ -15,12 +15,18 @@ import importlib
 import os
 import sys
 
-__all__ = ["GROUPS", "build_parser", "main", "add_group", "patch_size"]
+__all__ = ["GROUPS", "build_parser", "main", "add_group", "patch_size",
+           "add_distribution_arguments", "distribution_setup"]
 
 GROUPS = ("mnist", "gigapixel")
 """The modules of ``ats.cli`` that register a group of commands."""
 
 BACKENDS = ("jax", "torch", "tensorflow")
+
+# The strategies of `ats.distribute.configure` on every backend, listed here
+# so that parsing does not import Keras (tests/test_cli.py checks them).
+STRATEGIES = ("auto", "none", "data_parallel", "model_parallel", "mirrored",
+              "multi_worker_mirrored", "ddp")
 
 
 def build_parser():
@@ -76,6 +82,66 @@ def patch_size(text):
         raise argparse.ArgumentTypeError(
             f"expected HEIGHTxWIDTH such as 50x50, got {text!r}") from None
     return (height, width)
+
+
+def add_distribution_arguments(parser):
+    """Add the device and process options of a training command.
+
+    Read them back with :func:`distribution_setup`.
+
+    Args:
+        parser: the command's ``argparse`` parser.
+    """
+    group = parser.add_argument_group(
+        "devices and processes",
+        "Train on several devices or hosts with the backend's own engine "
+        "(docs/distributed.md). --batch-size is then the global batch. "
+        "PyTorch: start the command with `torchrun --nproc_per_node=N`.")
+    group.add_argument(
+        "--distribute", choices=STRATEGIES, default="auto",
+        help="JAX: data_parallel, model_parallel; TensorFlow: mirrored, "
+             "multi_worker_mirrored (TF_CONFIG); PyTorch: ddp (under "
+             "torchrun). auto (default): data parallel when there is more "
+             "than one device or process, else none")
+    group.add_argument("--devices", type=int, metavar="N",
+                       help="use the first N devices (JAX, TensorFlow; "
+                            "default: all)")
+    group.add_argument("--model-parallel", type=int, default=1, metavar="N",
+                       help="JAX model_parallel: devices per model replica "
+                            "(default: 1)")
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="JAX multi-host: the address of process 0")
+    group.add_argument("--num-processes", type=int,
+                       help="JAX multi-host: the number of processes")
+    group.add_argument("--process-id", type=int,
+                       help="JAX multi-host: the index of this process")
+    group.add_argument("--simulate-cpu-devices", type=int, metavar="N",
+                       help="split the CPU into N devices to try a "
+                            "multi-device run (JAX, TensorFlow)")
+
+
+def distribution_setup(args):
+    """The ``ats.distribute.Setup`` that the parsed options ask for.
+
+    Call it before the command runs anything on the backend (simulated
+    devices must be set up first).
+
+    Args:
+        args: the ``argparse.Namespace`` of a command with
+            :func:`add_distribution_arguments`.
+
+    Returns:
+        The ``Setup`` of ``ats.distribute.configure``.
+    """
+    from .. import distribute
+
+    if args.simulate_cpu_devices is not None:
+        distribute.simulate_cpu_devices(args.simulate_cpu_devices)
+    return distribute.configure(
+        args.distribute, devices=args.devices,
+        model_parallel=args.model_parallel,
+        coordinator_address=args.coordinator,
+        num_processes=args.num_processes, process_id=args.process_id)
 
 
 def main(argv=None):

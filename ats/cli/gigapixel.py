@@ -8,8 +8,10 @@ Commands (thin shells over :mod:`ats.datasets.gigapixel_mnist`):
   reading only the sampled patches from the TIFFs.
 """
 
-import argparse
 import json
+
+from . import (add_distribution_arguments, add_group, distribution_setup,
+               patch_size)
 
 
 def register(groups):
@@ -18,21 +20,14 @@ def register(groups):
     Args:
         groups: the ``add_subparsers()`` object of the ``ats`` parser.
     """
-    parser = groups.add_parser(
-        "gigapixel", help="attention sampling on gigapixel TIFFs",
+    commands = add_group(
+        groups, "gigapixel", help="attention sampling on gigapixel TIFFs",
         description="Gigapixel MNIST: Megapixel MNIST drawn on canvases of "
                     "20,000 to 100,000+ pixels a side and written as "
                     "pyramidal tiled TIFFs; attention sampling trains on "
                     "them reading only the sampled patches.")
-    parser.set_defaults(handler=lambda args: _usage(parser))
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _make_data(commands)
     _train(commands)
-
-
-def _usage(parser):
-    parser.print_help()
-    return 2
 
 
 def _dataset():
@@ -40,15 +35,6 @@ def _dataset():
     from ..datasets import gigapixel_mnist
 
     return gigapixel_mnist
-
-
-def _patch_size(text):
-    try:
-        height, width = (int(s) for s in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected HEIGHTxWIDTH such as 50x50, got {text!r}") from None
-    return (height, width)
 
 
 def _make_data(commands):
@@ -124,7 +110,7 @@ def _train(commands):
                         help="images per step (default: 4)")
     parser.add_argument("--n-patches", type=int, default=10,
                         help="patches sampled per image (default: 10)")
-    parser.add_argument("--patch-size", type=_patch_size, default=(50, 50),
+    parser.add_argument("--patch-size", type=patch_size, default=(50, 50),
                         help="HEIGHTxWIDTH of the patches (default: 50x50)")
     parser.add_argument("--patch-level", type=int, default=0,
                         help="pyramid level the patches are read from "
@@ -138,14 +124,17 @@ def _train(commands):
                         help="seed of the sampling and shuffling")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars")
+    add_distribution_arguments(parser)
     parser.set_defaults(handler=_run_train)
 
 
 def _run_train(args):
+    setup = distribution_setup(args)
     results = _dataset().train(
         args.data, args.out, epochs=args.epochs, steps_per_epoch=args.steps,
         batch_size=args.batch_size, n_patches=args.n_patches,
         patch_size=args.patch_size, patch_level=args.patch_level,
         low_level=args.low_level, learning_rate=args.learning_rate,
-        seed=args.seed, verbose=0 if args.quiet else 1)
-    print(json.dumps(results, indent=2))
+        seed=args.seed, verbose=0 if args.quiet else 1, setup=setup)
+    if setup.process_index == 0:
+        print(json.dumps(results, indent=2))

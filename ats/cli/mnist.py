@@ -12,7 +12,8 @@ Commands (each a thin shell over :mod:`ats.training.megapixel_mnist`):
 
 import argparse
 
-from . import add_group, patch_size
+from . import (add_distribution_arguments, add_group, distribution_setup,
+               patch_size)
 
 # The library's presets and models, listed here so that parsing the command
 # line does not import Keras (tests/test_cli.py checks they agree).
@@ -137,15 +138,17 @@ def _train(commands):
                              "epoch (needs about 4 bytes per pixel)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars")
+    add_distribution_arguments(parser)
     parser.set_defaults(handler=_run_train)
 
 
 def _run_train(args):
     if not args.resume and not args.data:
         raise ValueError("train: --data is required (unless --resume)")
+    setup = distribution_setup(args)
     _experiment().train(
         args.data, args.run_dir, preset=args.preset, model=args.model,
-        resume=args.resume, verbose=0 if args.quiet else 1,
+        resume=args.resume, verbose=0 if args.quiet else 1, setup=setup,
         epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, clipnorm=args.clipnorm,
         n_patches=args.n_patches, patch_size=args.patch_size,

@@ -56,6 +56,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from .. import distribute
 from ..core import attention_sampling
 from ..data.tiff import TiffSource, _import_tiff_libraries
 from ..lazy import SourceSequence, lazy_attention_sampling
@@ -411,7 +412,8 @@ class GigapixelMNIST:
         windows with :func:`render_window`)."""
         return _glyphs(self.description.split(split), i)
 
-    def sources(self, split, low_level=None, patch_level=0) -> list:
+    def sources(self, split, low_level=None, patch_level=0,
+                rows=slice(None)) -> list:
         """Open the images of ``split`` as ``TiffSource`` s.
 
         Args:
@@ -419,6 +421,8 @@ class GigapixelMNIST:
             low_level: pyramid level of the low view; defaults to
                 ``config.low_level`` (about ``base_side / 8`` a side).
             patch_level: level patches are read from (0: full resolution).
+            rows: a ``slice`` of the split's images to open (e.g. a
+                process's block, ``Setup.shard_slice``).
 
         Returns:
             A list of ``TiffSource``, each checked (levels, shapes, file
@@ -427,10 +431,10 @@ class GigapixelMNIST:
         low_level = self.config.low_level if low_level is None else low_level
         scale = 2.0 ** (patch_level - low_level)
         return [TiffSource(path, low_level, patch_level, scale=scale)
-                for path in self.files(split)]
+                for path in self.files(split)[rows]]
 
     def sequence(self, split, batch_size=8, patch_size=None, shuffle=False,
-                 seed=0, low_level=None, patch_level=0,
+                 seed=0, low_level=None, patch_level=0, rows=slice(None),
                  **kwargs) -> SourceSequence:
         """A :class:`~ats.lazy.SourceSequence` over ``split``'s images.
 
@@ -438,14 +442,15 @@ class GigapixelMNIST:
             split: "train" or "test".
             batch_size, patch_size, shuffle, seed, **kwargs: as for
                 ``SourceSequence``.
-            low_level, patch_level: as for :meth:`sources`.
+            low_level, patch_level, rows: as for :meth:`sources`.
 
         Returns:
             Batches ``((x_low, x_high_ref), y)`` for a model built with
             ``ats.lazy.lazy_attention_sampling``.
         """
         return SourceSequence(
-            self.sources(split, low_level, patch_level), self.labels(split),
+            self.sources(split, low_level, patch_level, rows),
+            self.labels(split)[rows],
             batch_size=batch_size, patch_size=patch_size, shuffle=shuffle,
             seed=seed, **kwargs)
 
@@ -515,7 +520,7 @@ def build_model(low_shape, n_classes=10, n_patches=10, patch_size=(50, 50),
 def train(data_dir, out_dir=None, epochs=1, steps_per_epoch=None,
           batch_size=4, n_patches=10, patch_size=(50, 50), patch_level=0,
           low_level=None, learning_rate=1e-3, regularizer_strength=1e-4,
-          seed=0, verbose=1) -> dict:
+          seed=0, verbose=1, setup=None) -> dict:
     """Train and evaluate :func:`build_model` on a Gigapixel MNIST data set.
 
     Positions are sampled inside each training step from the attention of
@@ -537,50 +542,74 @@ def train(data_dir, out_dir=None, epochs=1, steps_per_epoch=None,
         learning_rate: float, Adam's learning rate.
         seed: int, seed of the sampling and of the shuffling.
         verbose: 0 or 1, Keras progress bars.
+        setup: optional ``ats.distribute.Setup`` (from
+            ``ats.distribute.configure``): ``batch_size`` is then the global
+            batch, each process opens and reads only its block of the
+            training images (``Setup.shard_slice``), and only process 0
+            writes to ``out_dir``.
 
     Returns:
         A dict: ``train`` (``loss``, ``accuracy``, ``seconds``,
-        ``seconds_per_sample``), ``test`` (as
-        ``ats.training.evaluation.evaluate``: sampled and top-k error, or
-        None without test images), ``peak_memory_mb``, ``image_side``,
-        ``low_shape``, ``patch_level``, ``backend``.
+        ``seconds_per_sample``, ``images``: those this process trained on),
+        ``test`` (as ``ats.training.evaluation.evaluate``: sampled and top-k
+        error, or None without test images), ``peak_memory_mb``,
+        ``image_side``, ``low_shape``, ``patch_level``, ``backend``,
+        ``distribution``.
     """
+    setup = setup or distribute.Setup()
+    verbose = verbose if setup.process_index == 0 else 0
     data = GigapixelMNIST.load(data_dir)
     patch_size = tuple(patch_size)
-    options = dict(batch_size=batch_size, patch_size=patch_size,
-                   low_level=low_level, patch_level=patch_level)
-    train_data = data.sequence("train", shuffle=True, seed=seed, **options)
-    low_shape = train_data.sources[0].low_shape
-    model = build_model(low_shape, n_patches=n_patches, patch_size=patch_size,
-                        regularizer_strength=regularizer_strength, seed=seed)
-    model.compile(keras.optimizers.Adam(learning_rate),
-                  "sparse_categorical_crossentropy", metrics=["accuracy"])
-    start = time.perf_counter()
-    history = model.fit(train_data, epochs=epochs,
-                        steps_per_epoch=steps_per_epoch, verbose=verbose)
-    seconds = time.perf_counter() - start
-    steps = steps_per_epoch or len(train_data)
-    test = None
-    if data.config.n_test:
-        test = evaluate(model, data.sequence("test", **options),
-                        verbose=verbose)
+    options = dict(batch_size=setup.local_batch_size(batch_size),
+                   patch_size=patch_size, low_level=low_level,
+                   patch_level=patch_level)
+
+    def sequence(split, **kwargs):
+        rows = setup.shard_slice(len(data.files(split)), split == "train")
+        return data.sequence(split, rows=rows, **options, **kwargs)
+
+    with setup.scope():
+        train_data = sequence("train", shuffle=True, seed=seed)
+        low_shape = train_data.sources[0].low_shape
+        net = build_model(low_shape, n_patches=n_patches,
+                          patch_size=patch_size,
+                          regularizer_strength=regularizer_strength,
+                          seed=seed)
+        model = setup.wrap(net)
+        model.compile(keras.optimizers.Adam(learning_rate),
+                      "sparse_categorical_crossentropy",
+                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(
+                          name="accuracy")])
+        start = time.perf_counter()
+        history = model.fit(distribute.even_batches(train_data),
+                            epochs=epochs,
+                            steps_per_epoch=steps_per_epoch, verbose=verbose)
+        seconds = time.perf_counter() - start
+        steps = steps_per_epoch or len(train_data)
+        test = None
+        if data.config.n_test:
+            test = evaluate(model, distribute.even_batches(
+                sequence("test"), training=False), verbose=verbose)
     results = {
         "train": {"loss": float(history.history["loss"][-1]),
                   "accuracy": float(history.history["accuracy"][-1]),
                   "seconds": seconds,
                   "seconds_per_sample": seconds / (epochs * steps
-                                                   * batch_size)},
+                                                   * batch_size),
+                  "images": len(train_data.sources)},
         "test": test,
         "peak_memory_mb": peak_memory_mb(),
         "image_side": data.config.side,
         "low_shape": list(low_shape),
         "patch_level": patch_level,
         "backend": keras.backend.backend(),
+        "distribution": setup.describe(),
     }
-    if out_dir is not None:
+    if out_dir is not None and setup.process_index == 0:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "results.json").write_text(
             json.dumps(results, indent=2) + "\n")
-        model.save(out_dir / "model.keras")
+        net.save(out_dir / "model.keras")
+    setup.barrier()
     return results

@@ -575,6 +575,7 @@ class MegapixelMNISTSplit:
         self.name = name
         self.config = config
         self._digit_pixels = digit_pixels
+        self._digit_labels = digit_labels
         self.labels = labels
         self.digit_indices = digit_indices
         self.digit_classes = digit_labels[digit_indices]
@@ -586,6 +587,22 @@ class MegapixelMNISTSplit:
 
     def __repr__(self):
         return f"MegapixelMNISTSplit(name={self.name!r}, images={len(self)})"
+
+    def subset(self, rows: slice) -> "MegapixelMNISTSplit":
+        """The images ``rows`` of this split, e.g. one process's block.
+
+        Args:
+            rows: A ``slice`` of the split's images.
+
+        Returns:
+            A :class:`MegapixelMNISTSplit` of the same name and data set.
+        """
+        if not isinstance(rows, slice):
+            raise TypeError(f"rows must be a slice, got {type(rows).__name__}")
+        return MegapixelMNISTSplit(
+            self.name, self.config, self._digit_pixels, self._digit_labels,
+            self.labels[rows], self.digit_indices[rows], self.positions[rows],
+            self.noise_strokes[rows])
 
     def _index(self, i) -> int:
         i = operator.index(i)

@@ -39,12 +39,14 @@ __all__ = [
     "batch_multiple",
     "configure",
     "drop_remainder",
+    "even_batches",
     "independent_sampling",
     "predict",
     "replica_index",
     "replica_seed",
     "set_independent_sampling",
     "shard_examples",
+    "shard_slice",
     "simulate_cpu_devices",
 ]
 
@@ -92,6 +94,12 @@ class Setup:
             split across.
         num_processes: int, the number of processes (hosts or workers).
         process_index: int, the index of this process.
+        shards_data: bool, whether each process feeds its own block of the
+            data (JAX and PyTorch; ``tf.distribute`` shards the whole data
+            itself).
+        shards_evaluation: bool, whether evaluation data is sharded like
+            training data where ``shards_data`` (not under PyTorch DDP,
+            whose metrics are per process).
     """
 
     strategy = "none"
@@ -99,6 +107,8 @@ class Setup:
     num_replicas = 1
     num_processes = 1
     process_index = 0
+    shards_data = False
+    shards_evaluation = True
 
     def scope(self):
         """Context to build, compile, fit and predict the model in.
@@ -130,17 +140,77 @@ class Setup:
         """
         return model
 
-    def shard(self, data):
-        """The part of the data this process feeds to ``fit``.
+    def shard_slice(self, n, training=True):
+        """The examples of ``n`` this process feeds, as a slice.
+
+        Where processes feed their own data (``shards_data``), process ``p``
+        of ``P`` gets the block ``[p * (n // P), (p + 1) * (n // P))``: every
+        process runs as many steps, and the last ``n % P`` examples belong
+        to none. For evaluation under PyTorch DDP (``training=False``) every
+        process takes all of them, since Keras' metrics are per process.
+
+        Args:
+            n: int, the number of examples.
+            training: bool, False for data to evaluate on.
+
+        Returns:
+            A ``slice`` of ``range(n)``.
+        """
+        if not self.shards_data or (not training
+                                    and not self.shards_evaluation):
+            return slice(0, n)
+        return shard_slice(n, self.process_index, self.num_processes)
+
+    def shard(self, data, training=True):
+        """The part of the data this process feeds to ``fit`` (or evaluates).
 
         Args:
             data: array or nested structure (tuple, list, dict) of arrays
                 with the examples on their first axis.
+            training: bool, False for data to evaluate on (see
+                ``shard_slice``).
 
         Returns:
-            The same structure (the whole data here).
+            The same structure with this process's examples.
         """
-        return data
+        n = _leading_length(data, "data", "shard")
+        rows = self.shard_slice(n, training)
+        if rows == slice(0, n):
+            return data
+        return keras.tree.map_structure(lambda a: a[rows], data)
+
+    def local_batch_size(self, batch_size):
+        """The batch this process feeds for a global batch of ``batch_size``.
+
+        Args:
+            batch_size: int, the global batch (over every process).
+
+        Returns:
+            ``batch_size // num_processes`` where processes feed their own
+            data, else ``batch_size``.
+        """
+        if not self.shards_data:
+            return batch_size
+        if batch_size % self.num_processes:
+            raise ValueError(
+                f"the batch size ({batch_size}) must be a multiple of the "
+                f"number of processes ({self.num_processes})")
+        return batch_size // self.num_processes
+
+    def barrier(self):
+        """Wait until every process gets here (nothing with one process).
+
+        E.g. after process 0 wrote files that the others read next.
+        """
+
+    def describe(self):
+        """The set-up as a JSON-serialisable dict (for a run's records).
+
+        Returns:
+            ``{"strategy", "num_replicas", "num_processes"}``.
+        """
+        return {"strategy": self.strategy, "num_replicas": self.num_replicas,
+                "num_processes": self.num_processes}
 
     def __repr__(self):
         return (f"<{type(self).__name__} strategy={self.strategy!r} "
@@ -395,6 +465,25 @@ def _leading_length(data, name, caller):
     return lengths.pop()
 
 
+def shard_slice(n, index, count):
+    """Block ``index`` of ``count`` equal blocks of ``range(n)``, as a slice.
+
+    Args:
+        n: int, the number of examples.
+        index: int, the block (a process index).
+        count: int, the number of blocks (of processes); the last ``n %
+            count`` examples belong to none.
+
+    Returns:
+        ``slice(index * (n // count), (index + 1) * (n // count))``.
+    """
+    size = n // count
+    if size == 0:
+        raise ValueError(
+            f"shard: {n} examples are fewer than the processes ({count})")
+    return slice(index * size, (index + 1) * size)
+
+
 def shard_examples(data, index, count):
     """Block ``index`` of ``count`` equal blocks of the examples of ``data``.
 
@@ -410,12 +499,8 @@ def shard_examples(data, index, count):
     """
     if count == 1:
         return data
-    size = _leading_length(data, "data", "shard") // count
-    if size == 0:
-        raise ValueError(
-            f"shard: `data` has fewer examples than processes ({count})")
-    return keras.tree.map_structure(
-        lambda a: a[index * size:(index + 1) * size], data)
+    rows = shard_slice(_leading_length(data, "data", "shard"), index, count)
+    return keras.tree.map_structure(lambda a: a[rows], data)
 
 
 def drop_remainder(data, multiple=None):
@@ -535,6 +620,24 @@ class EvenBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.dataset.on_epoch_end()
+
+
+def even_batches(dataset, training=True):
+    """``dataset`` with batches that split evenly across the devices.
+
+    Args:
+        dataset: a ``keras.utils.PyDataset`` of ``(x, y)`` batches.
+        training: bool; True drops the remainder of each batch, False pads
+            it with weight-0 copies (see ``EvenBatches``).
+
+    Returns:
+        ``dataset`` itself when ``batch_multiple()`` is 1, else an
+        ``EvenBatches`` over it.
+    """
+    multiple = batch_multiple()
+    if multiple == 1:
+        return dataset
+    return EvenBatches(dataset, multiple, "drop" if training else "pad")
 
 
 def predict(model, x, batch_size=32, **kwargs):

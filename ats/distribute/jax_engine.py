@@ -8,7 +8,7 @@ import os
 import jax
 import keras
 
-from . import Setup, shard_examples
+from . import Setup
 
 _BATCH, _MODEL = "batch", "model"
 
@@ -19,7 +19,13 @@ class JaxSetup(Setup):
     Args:
         strategy: str, ``"data_parallel"`` or ``"model_parallel"``.
         distribution: the ``keras.distribution.Distribution``.
+
+    Keras's JAX trainer assembles the global batch from every process's
+    local batch (``jax.make_array_from_process_local_data``), so each process
+    feeds its own block of the data (``shard``), for evaluation too.
     """
+
+    shards_data = True
 
     def __init__(self, strategy, distribution):
         self.strategy = strategy
@@ -28,6 +34,13 @@ class JaxSetup(Setup):
         self.num_processes = jax.process_count()
         self.process_index = jax.process_index()
 
+    def barrier(self):
+        """``multihost_utils.sync_global_devices`` across the processes."""
+        if self.num_processes > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("ats.distribute.barrier")
+
     def scope(self):
         """``distribution.scope()``: build, compile, fit and predict in it.
 
@@ -35,22 +48,6 @@ class JaxSetup(Setup):
             A context manager.
         """
         return self.engine.scope()
-
-    def shard(self, data):
-        """This process's contiguous block of the examples.
-
-        Keras's JAX trainer assembles the global batch from every process's
-        local batch (``jax.make_array_from_process_local_data``), so each
-        process feeds ``1 / num_processes`` of the data; ``n %
-        num_processes`` examples are dropped so that all feed as many.
-
-        Args:
-            data: array or nested structure of arrays.
-
-        Returns:
-            The same structure with this process's examples.
-        """
-        return shard_examples(data, self.process_index, self.num_processes)
 
 
 class ChannelParallel(keras.distribution.ModelParallel):

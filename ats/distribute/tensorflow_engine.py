@@ -34,6 +34,13 @@ class TensorFlowSetup(Setup):
                 resolver.cluster_spec().as_dict().get("worker", [None]))
             self.process_index = int(resolver.task_id)
 
+    def barrier(self):
+        """An all-reduce across the workers (``MultiWorkerMirroredStrategy``)."""
+        if self.num_processes > 1:
+            self.engine.reduce(
+                tf.distribute.ReduceOp.SUM,
+                self.engine.run(lambda: tf.constant(1)), axis=None)
+
     def scope(self):
         """``strategy.scope()``.
 
@@ -83,8 +90,8 @@ def configure(strategy, devices):
             raise ValueError(
                 "configure: `devices` is not supported with "
                 "strategy='multi_worker_mirrored' (it uses every local GPU)")
-        return TensorFlowSetup(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy())
+        return TensorFlowSetup(strategy, _strategy(
+            tf.distribute.MultiWorkerMirroredStrategy))
     names = _devices(devices)
     if strategy == "auto":
         strategy = "mirrored" if len(names) > 1 else "none"
@@ -94,8 +101,23 @@ def configure(strategy, devices):
                 "configure: strategy='none' runs on one device, got "
                 f"`devices`={devices!r}")
         return Setup()
-    return TensorFlowSetup(strategy,
-                           tf.distribute.MirroredStrategy(devices=names))
+    return TensorFlowSetup(strategy, _strategy(
+        tf.distribute.MirroredStrategy, tuple(names)))
+
+
+# One strategy per kind and devices in a process: the collective ops of a
+# second MirroredStrategy over the same devices reuse the first one's
+# instance keys, and its all-reduces then fail with shape mismatches.
+_STRATEGIES = {}
+
+
+def _strategy(kind, devices=None):
+    """The process's ``kind(devices=...)`` strategy, made once."""
+    key = (kind, devices)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = kind() if devices is None else kind(
+            devices=list(devices))
+    return _STRATEGIES[key]
 
 
 def simulate_cpu_devices(count):

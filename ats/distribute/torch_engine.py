@@ -15,7 +15,7 @@ import keras
 import torch
 import torch.distributed as dist
 
-from . import Setup, shard_examples
+from . import Setup
 
 _TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                        "MASTER_PORT")
@@ -81,9 +81,16 @@ class DistributedDataParallelModel(keras.Model):
 
 
 class TorchSetup(Setup):
-    """One torchrun process of a DDP run (process group initialized)."""
+    """One torchrun process of a DDP run (process group initialized).
+
+    Each process trains on its own block of the data (``shard``) and
+    evaluates all of it (``shard(data, training=False)``): DDP averages
+    gradients only, and Keras' metrics are per process.
+    """
 
     strategy = "ddp"
+    shards_data = True
+    shards_evaluation = False
 
     def __init__(self):
         self.num_replicas = self.num_processes = dist.get_world_size()
@@ -102,6 +109,10 @@ class TorchSetup(Setup):
         """
         return DistributedDataParallelModel(model, **ddp_kwargs)
 
+    def barrier(self):
+        """``torch.distributed.barrier()``."""
+        dist.barrier()
+
     def unwrap(self, model):
         """The wrapped model (to save it, e.g. on process 0).
 
@@ -113,20 +124,6 @@ class TorchSetup(Setup):
         """
         return model.module if isinstance(
             model, DistributedDataParallelModel) else model
-
-    def shard(self, data):
-        """This process's contiguous block of the examples.
-
-        Every process must run as many steps: ``n % world_size`` examples
-        are dropped so that all feed ``n // world_size``.
-
-        Args:
-            data: array or nested structure of arrays.
-
-        Returns:
-            The same structure with this process's examples.
-        """
-        return shard_examples(data, self.process_index, self.num_processes)
 
 
 def init_process_group(backend=None):

@@ -109,7 +109,8 @@ class FromSources(MultiResolutionBatch):
         patches = host_call(
             lambda ref, c: read_patches(ref, c, size, channels, dtype),
             [self._x_high_ref, corners],
-            (x_shape[0], samples.shape[1], *size, channels), dtype)
+            (x_shape[0], samples.shape[1], *size, channels), dtype,
+            batched=True)
         if not channels_last:
             patches = ops.moveaxis(patches, -1, 2)
         return patches, corners

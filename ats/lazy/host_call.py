@@ -29,8 +29,16 @@ def host_call_supports_jit():
     return keras.backend.backend() != "tensorflow"
 
 
-def host_call(function, args, shape, dtype):
+def host_call(function, args, shape, dtype, batched=False):
     """Run ``function(*numpy_args)`` on the host and return a tensor.
+
+    With ``batched=True`` every argument and the result have the examples on
+    their first axis, and under a ``keras.distribution`` on JAX whose batch
+    axis spans several devices the function runs once per device on that
+    device's examples (``jax.shard_map``), in the process that owns the
+    device: each host reads for its own examples. (TensorFlow's
+    ``numpy_function`` already runs per replica, and each PyTorch process
+    per process.)
 
     Args:
         function: a function of numpy arrays returning one numpy array of
@@ -40,6 +48,8 @@ def host_call(function, args, shape, dtype):
         shape: the output shape (concrete ints under JAX and PyTorch; may
             hold None under TensorFlow graphs).
         dtype: the output dtype.
+        batched: bool, whether the arguments and the result are batches
+            that may be split across devices (see above).
 
     Returns:
         The output as a tensor of the active backend, without gradient.
@@ -54,8 +64,18 @@ def host_call(function, args, shape, dtype):
         def call(*arrays):
             return np.asarray(function(*arrays), dtype=dtype)
 
-        return jax.pure_callback(call, jax.ShapeDtypeStruct(shape, dtype),
-                                 *args)
+        def callback(*arrays):
+            local = (arrays[0].shape[0], *shape[1:]) if batched else shape
+            return jax.pure_callback(
+                call, jax.ShapeDtypeStruct(local, dtype), *arrays)
+
+        batch_axis = _jax_batch_axis() if batched else None
+        if batch_axis is None:
+            return callback(*args)
+        mesh, axis = batch_axis
+        spec = jax.sharding.PartitionSpec(axis)
+        return jax.shard_map(callback, mesh=mesh, in_specs=(spec,) * len(args),
+                             out_specs=spec, check_vma=False)(*args)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -75,3 +95,16 @@ def host_call(function, args, shape, dtype):
     raise NotImplementedError(
         f"host_call: no host callback for the {backend!r} backend; the lazy "
         "path runs on jax, tensorflow and torch")
+
+
+def _jax_batch_axis():
+    """``(jax mesh, batch axis name)`` of the current ``keras.distribution``
+    when its batch axis spans several devices, else None."""
+    distribution = keras.distribution.distribution()
+    axis = getattr(distribution, "batch_dim_name", None)
+    if axis is None:
+        return None
+    mesh = distribution.device_mesh
+    if mesh.shape[list(mesh.axis_names).index(axis)] == 1:
+        return None
+    return mesh.backend_mesh, axis

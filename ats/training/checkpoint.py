@@ -44,7 +44,10 @@ def save_checkpoint(path, model, state):
     for group, variables in _variables(model).items():
         arrays[f"{group}_paths"] = np.array([v.path for v in variables])
         for i, v in enumerate(variables):
-            arrays[f"{group}_{i}"] = ops.convert_to_numpy(v.value)
+            # Through a tensor: numpy cannot convert a tf.distribute
+            # MirroredVariable scalar (`v.value`) directly.
+            arrays[f"{group}_{i}"] = ops.convert_to_numpy(
+                ops.convert_to_tensor(v))
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .. import distribute
 from ..datasets.megapixel_mnist import (MegapixelMNIST, MegapixelMNISTConfig,
                                         MegapixelMNISTSequence)
 from ..models import megapixel_mnist as models
@@ -147,12 +148,12 @@ PRESETS = {
     },
     "quick": {
         "description": "a CPU demo: 250x250 images with noise, scale 0.25, "
-                       "10 patches of 40x40, a few minutes of training",
+                       "16 patches of 40x40, a few minutes of training",
         "data": MegapixelMNISTConfig(
             width=250, height=250, scale=0.25, n_noise=3, n_train=8000,
             n_test=500).to_dict(),
         "train": {"batch_size": 16, "learning_rate": 3e-3, "clipnorm": 1.0,
-                  "n_patches": 10, "patch_size": (40, 40),
+                  "n_patches": 16, "patch_size": (40, 40),
                   "regularizer_strength": 1e-4, "filters": 16, "workers": 2,
                   "cache": True},
         "epochs": {"ats": 12, "full-cnn": 1, "low-cnn": 2},
@@ -228,17 +229,21 @@ def make_data(preset, out, progress=True, **overrides):
     return data
 
 
-def build_model(config, data_config):
+def build_model(config, data_config, setup=None):
     """The compiled model of a run.
 
     Args:
         config: a ``TrainConfig``.
         data_config: the ``MegapixelMNISTConfig`` of the data set.
+        setup: optional ``ats.distribute.Setup``: the model is wrapped for
+            its engine (``setup.wrap``) before compiling; build it in
+            ``setup.scope()``.
 
     Returns:
         The model of ``config.model`` for images of ``data_config``,
         compiled with Adam, sparse categorical cross-entropy and an
-        ``"accuracy"`` metric.
+        ``"accuracy"`` metric (a weighted metric, so that padded evaluation
+        batches of ``ats.distribute.EvenBatches`` count real images only).
     """
     if config.model == "ats":
         model = models.ats_model(
@@ -253,21 +258,36 @@ def build_model(config, data_config):
     else:
         model = models.low_res_cnn(data_config.low_shape,
                                    filters=config.filters)
+    if setup is not None:
+        model = setup.wrap(model)
     model.compile(
         keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
         "sparse_categorical_crossentropy",
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        weighted_metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return model
 
 
-def _sequence(data, split, config, shuffle):
+def _sequence(data, name, config, setup=None):
+    """The batches of split ``name`` that this process feeds.
+
+    Under a distribution ``setup`` a process feeds its block of the split
+    (``setup.shard_slice``) in batches of ``setup.local_batch_size``, and
+    every batch splits evenly across the devices: training drops the
+    remainder, evaluation pads it with weight-0 copies (``EvenBatches``).
+    """
+    training = name == "train"
+    split, batch_size = data.split(name), config.batch_size
+    if setup is not None:
+        split = split.subset(setup.shard_slice(len(split), training))
+        batch_size = setup.local_batch_size(batch_size)
     # At most `workers` batches wait in the queue: a batch of the paper's
     # 1500x1500 images takes 1.2 GB.
-    return MegapixelMNISTSequence(
-        data.split(split), config.batch_size, shuffle=shuffle,
-        seed=config.seed, views=models.MODELS[config.model],
-        cache=config.cache, workers=config.workers,
-        max_queue_size=config.workers)
+    sequence = MegapixelMNISTSequence(
+        split, batch_size, shuffle=training, seed=config.seed,
+        views=models.MODELS[config.model], cache=config.cache,
+        workers=config.workers, max_queue_size=config.workers)
+    return distribute.even_batches(sequence, training)
 
 
 class _Pictures:
@@ -322,7 +342,7 @@ def _load_run(run_dir, data_dir=None):
 
 
 def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
-          verbose=1, **overrides):
+          verbose=1, setup=None, **overrides):
     """Train a model of the experiment in its own run directory.
 
     Writes ``config.json`` first, then after every epoch a row of
@@ -343,12 +363,21 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
             are ignored; of the overrides only ``epochs`` may be given, to
             change the total number of epochs).
         verbose: 0 (silent) or 1 (progress bars and a line per epoch).
+        setup: optional ``ats.distribute.Setup`` (from
+            ``ats.distribute.configure``) to train on several devices or
+            processes: ``batch_size`` is then the global batch, each process
+            trains on its block of the training set, and only process 0
+            writes to ``run_dir`` (which every process must see, to resume).
         **overrides: ``TrainConfig`` fields to change (None values ignored).
 
     Returns:
-        The results dict also written to ``results.json``.
+        The results dict also written to ``results.json`` (on every
+        process; under PyTorch DDP its test errors are each process's own
+        evaluation of the whole test set).
     """
     start = time.perf_counter()
+    setup = setup or distribute.Setup()
+    writes = setup.process_index == 0
     run = RunDirectory(run_dir)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if resume:
@@ -361,8 +390,10 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
         config = dataclasses.replace(TrainConfig(**saved["train"]),
                                      **overrides)
         saved["train"] = config.to_dict()
+        saved["distribution"] = setup.describe()
         data_dir = saved["data_dir"]
-        run.write_config(saved)
+        if writes:
+            run.write_config(saved)
     else:
         if run.config_path.exists():
             raise FileExistsError(
@@ -370,6 +401,8 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
                 "(--resume) to continue it, or choose another run directory")
         config = train_config(preset, model, **overrides)
     data = MegapixelMNIST.load(data_dir)
+    # Every process has read the run directory before process 0 writes it.
+    setup.barrier()
     if not resume:
         saved = {
             "experiment": EXPERIMENT,
@@ -378,20 +411,28 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
             "data_dir": str(Path(data_dir).resolve()),
             "data": data.config.to_dict(),
             "environment": _environment(),
+            "distribution": setup.describe(),
         }
-        run.write_config(saved)
+        if writes:
+            run.write_config(saved)
     keras.utils.set_random_seed(config.seed)
-    net = build_model(config, data.config)
-    train_data = _sequence(data, "train", config, shuffle=True)
-    test_data = _sequence(data, "test", config, shuffle=False)
-    pictures = _Pictures(run, net, data, config) \
-        if config.model == "ats" else None
-    history = fit(net, train_data, test_data, run, config.epochs,
-                  resume=resume,
-                  on_epoch_end=pictures.epoch if pictures else None,
-                  verbose=verbose)
-    return _finish(run, saved, net, test_data, history, pictures,
-                   verbose, time.perf_counter() - start)
+    with setup.scope():
+        net = build_model(config, data.config, setup)
+        train_data = _sequence(data, "train", config, setup)
+        test_data = _sequence(data, "test", config, setup)
+        pictures = _Pictures(run, setup.unwrap(net), data, config) \
+            if config.model == "ats" and writes else None
+        history = fit(net, train_data, test_data, run, config.epochs,
+                      resume=resume,
+                      on_epoch_end=pictures.epoch if pictures else None,
+                      verbose=verbose if writes else 0, writes=writes)
+        results = _finish(run, saved, net, test_data, history, pictures,
+                          verbose if writes else 0,
+                          time.perf_counter() - start, writes)
+    # Process 0's files are complete before any process goes on (e.g. to
+    # resume or evaluate the run).
+    setup.barrier()
+    return results
 
 
 def _environment():
@@ -410,7 +451,7 @@ def _cpu_count():
 
 
 def _finish(run, saved, model, test_data, history, pictures, verbose,
-            seconds):
+            seconds, writes=True):
     """Evaluate, draw and report a trained run; returns its results."""
     from ..visualize import save_training_curves
 
@@ -431,7 +472,10 @@ def _finish(run, saved, model, test_data, history, pictures, verbose,
         "peak_memory_mb": peak_memory_mb(),
         "process_seconds": seconds,
         "environment": _environment(),
+        "distribution": saved["distribution"],
     }
+    if not writes:
+        return results
     save_training_curves(run.picture_path("curves.png"), history,
                          title=f"{results['model']} on Megapixel MNIST")
     if pictures is not None:
@@ -469,8 +513,7 @@ def evaluate_run(run_dir, data_dir=None, verbose=1):
         :func:`ats.training.evaluation.evaluate`.
     """
     run, _, config, data, model = _load_run(run_dir, data_dir)
-    test = evaluate(model, _sequence(data, "test", config, shuffle=False),
-                    verbose=verbose)
+    test = evaluate(model, _sequence(data, "test", config), verbose=verbose)
     results = run.read_results()
     if results is not None:
         results["test"] = test

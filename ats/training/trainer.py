@@ -51,9 +51,9 @@ def metrics_row(epoch, logs, train_seconds, test_seconds):
 class _EpochRecorder(keras.callbacks.Callback):
     """Records metrics, runs the hook and checkpoints after every epoch."""
 
-    def __init__(self, run, history, epochs, on_epoch_end, verbose):
+    def __init__(self, run, history, epochs, on_epoch_end, verbose, writes):
         super().__init__()
-        self.run = run
+        self.run, self.writes = run, writes
         self.history = history
         self.epochs = epochs
         self.hook = on_epoch_end
@@ -76,9 +76,10 @@ class _EpochRecorder(keras.callbacks.Callback):
         self.history.append(row)
         if self.hook is not None:
             self.hook(epoch + 1)
-        save_checkpoint(self.run.checkpoint_path, self.model,
-                        {"epoch": epoch + 1, "history": self.history})
-        self.run.write_metrics(self.history)
+        if self.writes:
+            save_checkpoint(self.run.checkpoint_path, self.model,
+                            {"epoch": epoch + 1, "history": self.history})
+            self.run.write_metrics(self.history)
         if self.verbose:
             print(f"epoch {epoch + 1}/{self.epochs}: train loss "
                   f"{row['loss']:.4f} error {row['error']:.2%}, test loss "
@@ -88,7 +89,7 @@ class _EpochRecorder(keras.callbacks.Callback):
 
 
 def fit(model, train_data, test_data, run, epochs, resume=False,
-        on_epoch_end=None, verbose=1):
+        on_epoch_end=None, verbose=1, writes=True):
     """Train ``model`` for ``epochs`` epochs, checkpointing every epoch.
 
     Args:
@@ -108,6 +109,8 @@ def fit(model, train_data, test_data, run, epochs, resume=False,
         on_epoch_end: optional callable ``(epoch) -> None`` called with the
             1-based number of every finished epoch, before its checkpoint.
         verbose: 0 (silent), 1 (progress bar and a line per epoch).
+        writes: bool, write the checkpoints and metrics (False on every
+            process but the first of a distributed run).
 
     Returns:
         The list of metrics rows of all epochs (see :func:`metrics_row`).
@@ -122,7 +125,8 @@ def fit(model, train_data, test_data, run, epochs, resume=False,
         state = load_checkpoint(run.checkpoint_path, model)
         initial_epoch, history = state["epoch"], state["history"]
         # The checkpoint is the reference: drop rows of a later, lost epoch.
-        run.write_metrics(history)
+        if writes:
+            run.write_metrics(history)
         for _ in range(initial_epoch):
             train_data.on_epoch_end()
         if verbose:
@@ -130,7 +134,7 @@ def fit(model, train_data, test_data, run, epochs, resume=False,
                   flush=True)
     if initial_epoch < epochs:
         callbacks = [_EpochRecorder(run, history, epochs, on_epoch_end,
-                                    verbose)]
+                                    verbose, writes)]
         if verbose:
             # First, so that the bar of an epoch ends before its summary.
             callbacks.insert(0, keras.callbacks.ProgbarLogger())

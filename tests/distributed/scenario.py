@@ -15,6 +15,7 @@ same process (on PyTorch: process 0, outside DDP).
 
 import json
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -139,7 +140,7 @@ def by_replica(setup, sampler, x):
 
 def local_batch(setup):
     """The batch size each process feeds for a global batch of 8."""
-    return GLOBAL_BATCH // setup.num_processes
+    return setup.local_batch_size(GLOBAL_BATCH)
 
 
 def train(setup, x, y):
@@ -274,6 +275,60 @@ def model_parallel(x, y):
                                "sharded": sharded}}
 
 
+def training_commands(setup, workdir):
+    """``ats mnist train`` (and a resume) and the lazy gigapixel training.
+
+    Process 0 writes the data sets; every process trains. The lazy path
+    reports the training images each process opened and read patches of.
+    """
+    import ats.cli
+    from ats.datasets import gigapixel_mnist
+    from ats.training import megapixel_mnist
+
+    mnist, gigapixel = workdir / "mnist", workdir / "gigapixel"
+    if setup.process_index == 0:
+        megapixel_mnist.make_data(
+            "quick", mnist, progress=False, width=100, height=100,
+            scale=0.25, noise=False, n_train=32, n_test=11, seed=1)
+        gigapixel_mnist.GigapixelMNIST.write(
+            gigapixel, gigapixel_mnist.GigapixelMNISTConfig(
+                side=600, base_side=300, n_train=8, n_test=3, n_noise=5,
+                tile=128, seed=2), progress=False)
+    setup.barrier()
+    run = workdir / "mnist-run"
+    options = ["--distribute", "auto", "--quiet"]
+    status = [
+        ats.cli.main(["mnist", "train", "--data", str(mnist), "--run-dir",
+                      str(run), "--epochs", "1", "--batch-size", "8",
+                      "--n-patches", "2", "--patch-size", "30x30",
+                      "--filters", "4", *options]),
+        ats.cli.main(["mnist", "train", "--run-dir", str(run), "--resume",
+                      "--epochs", "2", *options])]
+    from ats.lazy import from_sources
+    read_patches, read_sizes = from_sources.read_patches, []
+
+    def recording_read(x_high_ref, *args):
+        read_sizes.append(len(x_high_ref))
+        return read_patches(x_high_ref, *args)
+
+    from_sources.read_patches = recording_read
+    try:
+        lazy = gigapixel_mnist.train(
+            gigapixel, batch_size=4, n_patches=2, patch_size=(30, 30),
+            verbose=0, setup=setup)
+    finally:
+        from_sources.read_patches = read_patches
+    result = {"exit_status": gather(status),
+              "lazy_images": gather(lazy["train"]["images"]),
+              "lazy_read_sizes": sorted(set(sum(gather(read_sizes), []))),
+              "lazy": lazy}
+    if setup.process_index == 0:
+        result["mnist"] = json.loads((run / "results.json").read_text())
+        result["mnist_config"] = json.loads(
+            (run / "config.json").read_text())
+    return result
+
+
 def main(out):
     if BACKEND != "torch":
         distribute.simulate_cpu_devices(2)
@@ -286,6 +341,7 @@ def main(out):
     result.update(sample_positions(setup))
     if BACKEND == "jax":
         result.update(model_parallel(x, y))
+    result["commands"] = training_commands(setup, Path(out).parent)
     if setup.process_index == 0:
         with open(out, "w") as f:
             json.dump(result, f)
