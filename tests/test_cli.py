@@ -99,11 +99,12 @@ def test_make_data_reuses_the_same_data_and_refuses_other(data_dir, capsys):
 
 def test_train_evaluate_visualize_report(data_dir, tmp_path, capsys):
     runs = []
-    for model in ("ats", "low-cnn"):
+    for model, images in (("ats", []), ("low-cnn", ["--train-images",
+                                                    "8"])):
         run = tmp_path / model
         runs.append(str(run))
         assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",
-                     str(run), "--model", model, *TINY_TRAIN]) == 0
+                     str(run), "--model", model, *TINY_TRAIN, *images]) == 0
         for name in ("config.json", "metrics.csv", "checkpoint.npz",
                      "results.json", "report.md", "pictures/curves.png"):
             assert (run / name).is_file(), name
@@ -130,6 +131,8 @@ def test_train_evaluate_visualize_report(data_dir, tmp_path, capsys):
     text = report.read_text()
     assert "[`ats`](ats/report.md)" in text and "`low-cnn`" in text
     assert "peak memory" in text
+    # 16 training images for ats, the first 8 for low-cnn.
+    assert "| 1 of 16 images |" in text and "| 1 of 8 images |" in text
 
 
 def test_train_errors_name_the_problem(data_dir, tmp_path, capsys):
@@ -142,6 +145,9 @@ def test_train_errors_name_the_problem(data_dir, tmp_path, capsys):
         main(["mnist", "train", "--data", str(data_dir), "--run-dir",
               str(tmp_path / "r"), "--patch-size", "50"])
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
+    assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",
+                 str(tmp_path / "r"), "--train-images", "17"]) == 1
+    assert "train_images (17) must be at most" in capsys.readouterr().err
     # A strategy of another backend's engine.
     other = "ddp" if BACKEND == "tensorflow" else "mirrored"
     assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",

@@ -133,6 +133,9 @@ def _train(commands):
                         help="seed of initialisation, shuffling, sampling")
     parser.add_argument("--workers", type=int,
                         help="threads rendering batches")
+    parser.add_argument("--train-images", type=int, metavar="N",
+                        help="train on the first N training images only "
+                             "(e.g. to time a costly baseline)")
     parser.add_argument("--cache", action=argparse.BooleanOptionalAction,
                         help="keep rendered images in memory after the first "
                              "epoch (needs about 4 bytes per pixel)")
@@ -154,7 +157,7 @@ def _run_train(args):
         n_patches=args.n_patches, patch_size=args.patch_size,
         regularizer_strength=args.regularizer_strength, replace=args.replace,
         filters=args.filters, seed=args.seed, workers=args.workers,
-        cache=args.cache)
+        cache=args.cache, train_images=args.train_images)
 
 
 def _evaluate(commands):

@@ -238,6 +238,11 @@ def configure(strategy="auto", devices=None, model_parallel=1,
     device or process (``TF_CONFIG`` selects ``"multi_worker_mirrored"``,
     ``torchrun``'s ``WORLD_SIZE`` selects ``"ddp"``) and ``"none"`` otherwise.
 
+    It may be called again in a process (e.g. by each training command): on
+    TensorFlow the same strategy and devices give the same
+    ``tf.distribute.Strategy`` object, since a second ``MirroredStrategy``
+    over the same devices would break the collectives of the first.
+
     Args:
         strategy: str, the strategy name.
         devices: None (every device of the default type), an int (the first

@@ -70,6 +70,9 @@ class TrainConfig:
         workers: threads rendering batches (``PyDataset(workers=...)``).
         cache: keep the rendered images in memory after the first epoch
             (``MegapixelMNISTSequence(cache=...)``), for small data sets.
+        train_images: train on the first ``train_images`` images of the
+            training set only (None: all of them), e.g. to time a costly
+            baseline on a part of an epoch.
     """
 
     model: str = "ats"
@@ -87,6 +90,7 @@ class TrainConfig:
     picture_images: tuple = (0, 1, 2)
     workers: int = 1
     cache: bool = False
+    train_images: int | None = None
 
     def __post_init__(self):
         if self.model not in models.MODELS:
@@ -96,6 +100,8 @@ class TrainConfig:
                      "attention_filters", "workers"):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
+        if self.train_images is not None:
+            _check_int("train_images", self.train_images, 1)
         for name in ("learning_rate", "clipnorm"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -156,7 +162,7 @@ PRESETS = {
                   "n_patches": 16, "patch_size": (40, 40),
                   "regularizer_strength": 1e-4, "filters": 16, "workers": 2,
                   "cache": True},
-        "epochs": {"ats": 12, "full-cnn": 1, "low-cnn": 2},
+        "epochs": {"ats": 14, "full-cnn": 1, "low-cnn": 1},
     },
 }
 """The presets: for each name a description, the data set's
@@ -278,6 +284,8 @@ def _sequence(data, name, config, setup=None):
     """
     training = name == "train"
     split, batch_size = data.split(name), config.batch_size
+    if training and config.train_images is not None:
+        split = split.subset(slice(0, config.train_images))
     if setup is not None:
         split = split.subset(setup.shard_slice(len(split), training))
         batch_size = setup.local_batch_size(batch_size)
@@ -401,6 +409,10 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
                 "(--resume) to continue it, or choose another run directory")
         config = train_config(preset, model, **overrides)
     data = MegapixelMNIST.load(data_dir)
+    if (config.train_images or 0) > data.config.n_train:
+        raise ValueError(
+            f"train_images ({config.train_images}) must be at most the "
+            f"number of training images ({data.config.n_train})")
     # Every process has read the run directory before process 0 writes it.
     setup.barrier()
     if not resume:
@@ -464,6 +476,8 @@ def _finish(run, saved, model, test_data, history, pictures, verbose,
         "preset": saved["preset"],
         "epochs": len(history),
         "parameters": int(model.count_params()),
+        "train_images": saved["train"]["train_images"] or
+        saved["data"]["n_train"],
         "test": test,
         "seconds_per_epoch": statistics.median(train_seconds),
         "first_epoch_seconds": train_seconds[0],

@@ -20,7 +20,8 @@ _MEMORY_NOTE = (
 _TIME_NOTE = (
     "Time per epoch is the median wall time of the training steps of an "
     "epoch (the first epoch, which includes compilation, is listed "
-    "separately); evaluating the test set after each epoch is not included.")
+    "separately), per 1,000 training images in the table of several runs; "
+    "evaluating the test set after each epoch is not included.")
 
 
 def _percent(value):
@@ -137,25 +138,27 @@ def compare_runs(run_dirs, out):
                 f"run {str(run.path)!r} has no results.json: it has not "
                 "finished (resume it with --resume)")
         data = data or config["data"]
+        images = results["train_images"]
         link = Path(os.path.relpath(run.report_path, out.parent)).as_posix()
         rows.append(
             f"| [`{results['model']}`]({link}) | "
             f"{_percent(results['test']['sampled']['error'])} | "
-            f"{_percent(_top_k_error(results))} | {results['epochs']} | "
-            f"{_seconds(results['seconds_per_epoch'])} | "
+            f"{_percent(_top_k_error(results))} | {results['epochs']} "
+            f"of {images:,} images | "
+            f"{_seconds(results['seconds_per_epoch'] * 1000 / images)} | "
             f"{_memory(results['peak_memory_mb'])} | "
             f"{results['parameters']:,} |")
     lines = ["# Megapixel MNIST: attention sampling and the baselines", "",
              f"Data: {_data_line(data)}.", "",
              "| model | test error (sampled patches) | test error (most "
-             "attended patches) | epochs | time per epoch | peak memory | "
-             "parameters |",
+             "attended patches) | epochs | time per 1,000 images | peak "
+             "memory | parameters |",
              "|---|---|---|---|---|---|---|", *rows, "",
              "`ats`: attention sampling; `full-cnn`: the same feature "
              "network applied to the whole high-resolution image; "
              "`low-cnn`: a CNN on the low-resolution view alone. Models "
-             "trained for fewer epochs are not converged: compare their time "
-             "per epoch and peak memory.", "", _TIME_NOTE + " " + _MEMORY_NOTE,
+             "trained for fewer epochs or images are not converged: compare "
+             "their time per image and peak memory.", "", _TIME_NOTE + " " + _MEMORY_NOTE,
              ""]
     text = "\n".join(lines)
     atomic_write(out, lambda f: f.write(text.encode()))
