@@ -169,12 +169,17 @@ class SamplePatches(keras.layers.Layer):
             self.n_patches, attention, replace=self.replace,
             use_logits=self.use_logits, seed=self.seed_generator,
             deterministic=self.deterministic)
-        source = FromTensors([x_low, x_high])
+        source = self._source(x_low, x_high)
         low = ops.cast(source.spatial_shape(0), "float32")
         patches, _ = source.patches(
             positions, self.receptive_field / 2, sample_space,
             low - self.receptive_field, self.patch_size, 0, 1)
         return [patches, sampled_attention]
+
+    def _source(self, x_low, x_high):
+        """The ``MultiResolutionBatch`` the patches are read from (levels 0
+        and 1: ``x_low`` and the second input)."""
+        return FromTensors([x_low, x_high])
 
     def compute_output_shape(self, input_shape):
         _, shape_high, _ = input_shape

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from ..core import AttentionSampling, SamplePatches, sample
+from ..core import AttentionSampling, SamplePatches
 from .from_sources import FromSources
 from .host_call import host_call_supports_jit
 
@@ -62,19 +62,8 @@ class SourcePatches(SamplePatches):
         super().build([shape_low, self._stand_in_high_shape(shape_low),
                        shape_att])
 
-    def call(self, inputs):
-        x_low, x_high_ref, attention = inputs
-        sample_space = tuple(attention.shape[1:])
-        positions, sampled_attention = sample(
-            self.n_patches, attention, replace=self.replace,
-            use_logits=self.use_logits, seed=self.seed_generator,
-            deterministic=self.deterministic)
-        source = FromSources([x_low, ops.cast(x_high_ref, "int32")])
-        low = ops.cast(source.spatial_shape(0), "float32")
-        patches, _ = source.patches(
-            positions, self.receptive_field / 2, sample_space,
-            low - self.receptive_field, self.patch_size, 0, 1)
-        return [patches, sampled_attention]
+    def _source(self, x_low, x_high_ref):
+        return FromSources([x_low, ops.cast(x_high_ref, "int32")])
 
     def compute_output_shape(self, input_shape):
         shape_low, _, shape_att = input_shape

@@ -211,13 +211,8 @@ def full_image_cnn(high_shape, n_classes=10, filters=32):
     high_shape = _image_shape("high_shape", high_shape)
     n_classes = _positive_int("n_classes", n_classes)
     filters = _positive_int("filters", filters)
-    return keras.Sequential([
-        keras.Input(high_shape),
-        *_feature_convolutions(filters),
-        layers.GlobalMaxPooling2D(),
-        L2Normalize(),
-        layers.Dense(n_classes, activation="softmax", name=_CLASSIFIER),
-    ], name="full_cnn")
+    return _image_classifier(high_shape, _feature_convolutions(filters),
+                             n_classes, "full_cnn")
 
 
 def low_res_cnn(low_shape, n_classes=10, filters=32):
@@ -238,14 +233,22 @@ def low_res_cnn(low_shape, n_classes=10, filters=32):
     low_shape = _image_shape("low_shape", low_shape)
     n_classes = _positive_int("n_classes", n_classes)
     filters = _positive_int("filters", filters)
+    convolutions = [layers.Conv2D(filters, 3, strides=strides,
+                                  padding="same", activation="relu")
+                    for strides in (1, 1, 2, 1)]
+    return _image_classifier(low_shape, convolutions, n_classes, "low_cnn")
+
+
+def _image_classifier(shape, convolutions, n_classes, name):
+    """``convolutions`` on images of ``shape``, then global max pooling,
+    ``L2Normalize`` and a ``Dense`` softmax: the baselines' common head."""
     return keras.Sequential([
-        keras.Input(low_shape),
-        *[layers.Conv2D(filters, 3, strides=strides, padding="same",
-                        activation="relu") for strides in (1, 1, 2, 1)],
+        keras.Input(shape),
+        *convolutions,
         layers.GlobalMaxPooling2D(),
         L2Normalize(),
         layers.Dense(n_classes, activation="softmax", name=_CLASSIFIER),
-    ], name="low_cnn")
+    ], name=name)
 
 
 MODELS = {"ats": ("low", "high"), "full-cnn": ("high",), "low-cnn": ("low",)}
