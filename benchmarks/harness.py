@@ -7,7 +7,9 @@
   backend its compiled mode (JAX ``jit``, TensorFlow XLA
   ``jit_compile=True``; PyTorch runs eagerly).
 * **Memory**: ``MemoryProbe`` reports the peak resident set size (RSS) of a
-  phase of the process, read from Linux's ``VmHWM`` after resetting it.
+  phase of the process, read from Linux's ``VmHWM`` after resetting it;
+  ``release_free_memory`` first hands the allocator's free pages back to
+  the system, so that RSS counts memory in use.
 * **Isolation**: ``run_in_subprocess`` runs a benchmark function in a fresh
   Python process under a chosen ``KERAS_BACKEND`` and returns its
   JSON-serializable result, so that each measurement starts from a clean
@@ -27,6 +29,7 @@ and prints its result as the last line of stdout, after ``RESULT_MARKER``.
 """
 
 import argparse
+import ctypes
 import importlib
 import importlib.metadata
 import json
@@ -226,6 +229,25 @@ def _reset_peak_rss():
         return True
     except OSError:
         return False
+
+
+def release_free_memory():
+    """Hand the C allocator's free heap pages back to the operating system.
+
+    glibc keeps pages that were freed (the XLA compiler's working memory, a
+    finished step's buffers) in the process, where they still count in its
+    RSS; ``malloc_trim(0)`` releases them, so that RSS read afterwards is
+    memory in use.
+
+    Returns:
+        True if done (glibc), False where there is no ``malloc_trim``.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim(0)
+    return True
 
 
 class MemoryProbe:

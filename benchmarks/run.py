@@ -13,7 +13,8 @@
 Each on every backend asked for (JAX, PyTorch, TensorFlow by default), each
 measurement in a fresh process. ``summary.md`` gathers the three tables, the
 goals and the machine's description; ``summary.json`` the run's settings
-and duration.
+and duration. The exit status is 1 if a configuration failed (its process
+died), after the results are written.
 """
 
 import shlex
@@ -64,6 +65,17 @@ def summary(payloads, seconds, command):
     return "\n\n".join(parts)
 
 
+def failed_configurations(payloads):
+    """The configurations whose process failed, as ``"backend model side"``.
+
+    Args:
+        payloads: dict benchmark name -> the payload its ``run`` returned.
+    """
+    return [f"{row['backend']} {row['model']} {row['side']}"
+            for payload in payloads.values() for row in payload["rows"]
+            if row.get("failed")]
+
+
 def main():
     parser = harness.argument_parser(__doc__)
     parser.add_argument(
@@ -106,6 +118,10 @@ def main():
         common["output"])
     print("\n" + text)
     print(f"\nResults in {common['output']} ({seconds:.0f} s)")
+    failed = failed_configurations(payloads)
+    if failed:
+        sys.exit(f"{len(failed)} configuration(s) failed: "
+                 + ", ".join(failed))
 
 
 if __name__ == "__main__":

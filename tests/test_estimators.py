@@ -138,18 +138,47 @@ def test_estimator_is_unbiased_by_monte_carlo(k, n, rng, record_property):
     assert np.isfinite(list(errors.values())).all()
 
 
-# A layer's SeedGenerator takes the backend's fast random path where there
-# is one (TensorFlow): both kinds of seed must draw from the same law.
-@pytest.mark.parametrize("seed_kind", ["int", "generator"])
+class _Sampler(keras.layers.Layer):
+    """``sample`` with the layer's own ``SeedGenerator``, as in
+    ``SamplePatches``; outputs positions and their probabilities."""
+
+    def __init__(self, n_samples, replace, **kwargs):
+        super().__init__(**kwargs)
+        self.n_samples, self.replace = n_samples, replace
+        self.seed_generator = keras.random.SeedGenerator(3)
+
+    def call(self, attention):
+        positions, sampled = sample(self.n_samples, attention,
+                                    replace=self.replace,
+                                    seed=self.seed_generator)
+        return ops.cast(positions, "float32"), sampled
+
+
+def _draw(n_samples, attention, replace, seed_kind):
+    """``sample`` with an int seed, with a ``SeedGenerator`` eagerly, or in a
+    model compiled by the backend (XLA on JAX and TensorFlow)."""
+    if seed_kind == "int":
+        return sample(n_samples, attention, replace=replace, seed=3)
+    if seed_kind == "generator":
+        return sample(n_samples, attention, replace=replace,
+                      seed=keras.random.SeedGenerator(3))
+    inputs = keras.Input(attention.shape[1:])
+    model = keras.Model(inputs, _Sampler(n_samples, replace)(inputs))
+    model.compile(jit_compile=keras.backend.backend() != "torch")
+    positions, sampled = model.predict_on_batch(attention)
+    return positions.astype("int32"), sampled
+
+
+# A layer's SeedGenerator takes the backend's fast random paths where there
+# are some (TensorFlow: one eager, one under XLA): every kind of seed must
+# draw from the same law.
+@pytest.mark.parametrize("seed_kind", ["int", "generator", "compiled"])
 def test_sampler_first_and_second_draws_follow_the_law(seed_kind, rng):
     k, rows = 6, 60000
     a = rng.dirichlet(np.ones(k)).astype("float32")
     attention = np.tile(a, (rows, 1))
 
-    def seed():
-        return 3 if seed_kind == "int" else keras.random.SeedGenerator(3)
-
-    positions, sampled = sample(2, attention, replace=False, seed=seed())
+    positions, sampled = _draw(2, attention, False, seed_kind)
     draws = ops.convert_to_numpy(positions)[..., 0]
     np.testing.assert_allclose(ops.convert_to_numpy(sampled),
                                a[draws], rtol=1e-6)
@@ -164,12 +193,38 @@ def test_sampler_first_and_second_draws_follow_the_law(seed_kind, rng):
         standard_error = np.sqrt(law * (1 - law) / rows)
         assert np.all(np.abs(frequency - law) < 4.5 * standard_error)
 
-    positions, _ = sample(2, attention, replace=True, seed=seed())
+    positions, _ = _draw(2, attention, True, seed_kind)
     draws = ops.convert_to_numpy(positions)[..., 0]
     for column in (0, 1):
         frequency = np.bincount(draws[:, column], minlength=k) / rows
         standard_error = np.sqrt(a64 * (1 - a64) / rows)
         assert np.all(np.abs(frequency - a64) < 4.5 * standard_error)
+
+
+def test_uniform_noise_and_the_tensorflow_algorithm(backend):
+    """``_uniform`` draws in [minval, 1); on TensorFlow (its fast path)
+    Threefry where XLA compiles (faster there), Philox elsewhere (TF's own
+    kernels have no Threefry). Other backends use ``keras.random``."""
+    from ats.core.sampling import _tensorflow_algorithm, _uniform
+
+    seed = keras.random.SeedGenerator(1)
+    if backend != "tensorflow":
+        noise = ops.convert_to_numpy(_uniform((4, 5), 0.5, seed))
+        assert noise.min() >= 0.5 and noise.max() < 1
+        return
+    import tensorflow as tf
+
+    traced = []
+
+    def draw():
+        traced.append(_tensorflow_algorithm())
+        return _uniform((4, 5), 0.5, seed)
+
+    for compiled in (True, False):
+        noise = tf.function(draw, jit_compile=compiled)().numpy()
+        assert 0.5 <= noise.min() and noise.max() < 1
+    assert traced == ["threefry", "philox"]
+    assert _tensorflow_algorithm() == "philox"
 
 
 def test_no_position_repeats_without_replacement(rng):
