@@ -162,7 +162,7 @@ PRESETS = {
                   "n_patches": 16, "patch_size": (40, 40),
                   "regularizer_strength": 1e-4, "filters": 16, "workers": 2,
                   "cache": True},
-        "epochs": {"ats": 14, "full-cnn": 1, "low-cnn": 1},
+        "epochs": {"ats": 15, "full-cnn": 1, "low-cnn": 1},
     },
 }
 """The presets: for each name a description, the data set's
