@@ -53,8 +53,9 @@ def _patch_grid(patches):
     grid = np.ones(((h + gap) * rows - gap, (w + gap) * columns - gap))
     for i, patch in enumerate(patches):
         r, c = divmod(i, columns)
-        grid[r * (h + gap):r * (h + gap) + h,
-             c * (w + gap):c * (w + gap) + w] = patch[..., 0]
+        grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = (
+            patch[..., 0]
+        )
     return grid
 
 
@@ -86,30 +87,46 @@ def save_attention_figure(path, x_high, inspected, labels=None, title=None):
 
     x_high = np.asarray(x_high)
     if x_high.ndim != 4:
-        raise ValueError("`x_high` must have shape (B, H, W, C), got "
-                         f"{x_high.shape}")
+        raise ValueError(f"`x_high` must have shape (B, H, W, C), got {x_high.shape}")
     attention, corners = inspected["attention"], inspected["corners"]
     patches, probabilities = inspected["patches"], inspected["probabilities"]
     if not len(x_high) == len(attention) == len(patches):
         raise ValueError(
             f"`x_high` ({len(x_high)} images) and `inspected` "
-            f"({len(attention)}) must describe the same images")
+            f"({len(attention)}) must describe the same images"
+        )
     height, width = x_high.shape[1:3]
     patch_h, patch_w = patches.shape[2:4]
-    fig, axes = plt.subplots(len(x_high), 2, squeeze=False, dpi=100,
-                             figsize=(9, 4.4 * len(x_high)))
+    fig, axes = plt.subplots(
+        len(x_high), 2, squeeze=False, dpi=100, figsize=(9, 4.4 * len(x_high))
+    )
     for b, (left, right) in enumerate(axes):
-        left.imshow(x_high[b, :, :, 0], cmap="gray", vmin=0, vmax=1,
-                    interpolation="antialiased")
+        left.imshow(
+            x_high[b, :, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="antialiased"
+        )
         # Square-root colour scale: a peaked attention stays visible.
-        left.imshow(attention[b], cmap="inferno", alpha=0.5,
-                    norm=PowerNorm(0.5, vmin=0, vmax=attention[b].max()),
-                    extent=(0, width, height, 0), interpolation="nearest")
+        left.imshow(
+            attention[b],
+            cmap="inferno",
+            alpha=0.5,
+            norm=PowerNorm(0.5, vmin=0, vmax=attention[b].max()),
+            extent=(0, width, height, 0),
+            interpolation="nearest",
+        )
         for i, (row, col) in enumerate(corners[b]):
-            left.add_patch(Rectangle((col, row), patch_w, patch_h, fill=False,
-                                     edgecolor=_PATCH_COLOUR, linewidth=1.2))
-            left.text(col + 2, row + 2, str(i + 1), color=_PATCH_COLOUR,
-                      fontsize=7, va="top")
+            left.add_patch(
+                Rectangle(
+                    (col, row),
+                    patch_w,
+                    patch_h,
+                    fill=False,
+                    edgecolor=_PATCH_COLOUR,
+                    linewidth=1.2,
+                )
+            )
+            left.text(
+                col + 2, row + 2, str(i + 1), color=_PATCH_COLOUR, fontsize=7, va="top"
+            )
         left.set_xlim(0, width)
         left.set_ylim(height, 0)
         predicted = int(np.argmax(probabilities[b]))
@@ -118,10 +135,16 @@ def save_attention_figure(path, x_high, inspected, labels=None, title=None):
             text = f"label {int(labels[b])}, " + text
         left.set_title(text, fontsize=10)
         left.axis("off")
-        right.imshow(_patch_grid(patches[b]), cmap="gray", vmin=0, vmax=1,
-                     interpolation="nearest")
-        right.set_title(f"{len(patches[b])} patches of {patch_h}x{patch_w}",
-                        fontsize=10)
+        right.imshow(
+            _patch_grid(patches[b]),
+            cmap="gray",
+            vmin=0,
+            vmax=1,
+            interpolation="nearest",
+        )
+        right.set_title(
+            f"{len(patches[b])} patches of {patch_h}x{patch_w}", fontsize=10
+        )
         right.axis("off")
     if title:
         fig.suptitle(title)
@@ -143,13 +166,11 @@ def save_training_curves(path, history, title=None):
     plt = _pyplot()
     epochs = [row["epoch"] for row in history]
     fig, (loss_ax, error_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    for ax, key, label in ((loss_ax, "loss", "loss"),
-                           (error_ax, "error", "error (%)")):
+    for ax, key, label in ((loss_ax, "loss", "loss"), (error_ax, "error", "error (%)")):
         scale = 100 if key == "error" else 1
         for prefix, style in (("", "o-"), ("test_", "s--")):
             values = [row[prefix + key] * scale for row in history]
-            ax.plot(epochs, values, style,
-                    label="train" if not prefix else "test")
+            ax.plot(epochs, values, style, label="train" if not prefix else "test")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)

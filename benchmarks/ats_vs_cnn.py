@@ -51,11 +51,10 @@ MODELS = ("ats", "cnn")
 def batch_size(side, max_batch=MAX_BATCH):
     """The batch size at ``side``: <= ``max_batch`` images and pixels of
     ``max_batch`` 1500x1500 images, at least 1."""
-    return max(1, min(max_batch, max_batch * 1500 ** 2 // side ** 2))
+    return max(1, min(max_batch, max_batch * 1500**2 // side**2))
 
 
-def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP,
-            budget_s=None):
+def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP, budget_s=None):
     """Time and memory of training steps of one model, in this process.
 
     Meant for a fresh process (``harness.run_in_subprocess``) so that the
@@ -91,8 +90,7 @@ def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP,
     warm = probe.stop()
     released = harness.release_free_memory()
     probe.start()
-    times = harness.time_calls(step, repeats, 0, budget_s,
-                               min(MIN_REPEATS, repeats))
+    times = harness.time_calls(step, repeats, 0, budget_s, min(MIN_REPEATS, repeats))
     steady = probe.stop()
 
     baseline = warm["baseline_mib"]
@@ -100,8 +98,11 @@ def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP,
     with_compilation = max(warm["peak_mib"], steady["peak_mib"]) - baseline
     name = harness.backend()
     return {
-        "backend": name, "mode": harness.MODES[name], "model": model,
-        "side": side, "batch_size": batch_size,
+        "backend": name,
+        "mode": harness.MODES[name],
+        "model": model,
+        "side": side,
+        "batch_size": batch_size,
         "step_s": harness.summarize(times),
         "per_sample_ms": harness.summarize(times, 1000 / batch_size),
         "memory": {
@@ -114,10 +115,13 @@ def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP,
                 "increment_mib": with_compilation,
                 "per_sample_mib": with_compilation / batch_size,
             },
-            "method": steady["method"] + (
+            "method": steady["method"]
+            + (
                 ", free heap pages released (malloc_trim) before the "
-                "baseline and before the timed steps" if released else
-                ", free heap pages not released (no malloc_trim)"),
+                "baseline and before the timed steps"
+                if released
+                else ", free heap pages not released (no malloc_trim)"
+            ),
         },
     }
 
@@ -130,9 +134,15 @@ def predicted_gib(measured, side, batch):
     return per_sample * batch * (side / measured["side"]) ** 2
 
 
-def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
-        sides=None, memory_budget_gib=MEMORY_BUDGET_GIB, log=print,
-        runner=harness.run_in_subprocess):
+def run(
+    backends=harness.BACKENDS,
+    quick=False,
+    output=harness.RESULTS,
+    sides=None,
+    memory_budget_gib=MEMORY_BUDGET_GIB,
+    log=print,
+    runner=harness.run_in_subprocess,
+):
     """Measure every (backend, side, model) in its own process; write results.
 
     Args:
@@ -151,8 +161,9 @@ def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
     """
     sides = tuple(sides or (QUICK_SIDES if quick else SIDES))
     max_batch = QUICK_MAX_BATCH if quick else MAX_BATCH
-    repeats, warmup, budget_s = (QUICK_REPEATS, QUICK_WARMUP, None) if quick \
-        else (REPEATS, WARMUP, BUDGET_S)
+    repeats, warmup, budget_s = (
+        (QUICK_REPEATS, QUICK_WARMUP, None) if quick else (REPEATS, WARMUP, BUDGET_S)
+    )
     machine = harness.machine_description()
     rows = []
     for backend in backends:
@@ -160,22 +171,37 @@ def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
         for side in sorted(sides):
             batch = batch_size(side, max_batch)
             for model in MODELS:
-                config = {"backend": backend, "model": model, "side": side,
-                          "batch_size": batch}
+                config = {
+                    "backend": backend,
+                    "model": model,
+                    "side": side,
+                    "batch_size": batch,
+                }
                 if model == "cnn" and largest_cnn is not None:
                     predicted = predicted_gib(largest_cnn, side, batch)
                     if predicted > memory_budget_gib:
-                        rows.append({**config, "does_not_fit": True,
-                                     "predicted_gib": predicted})
-                        log(f"  {backend} cnn {side}: does not fit "
-                            f"(~{predicted:.1f} GiB predicted)")
+                        rows.append(
+                            {**config, "does_not_fit": True, "predicted_gib": predicted}
+                        )
+                        log(
+                            f"  {backend} cnn {side}: does not fit "
+                            f"(~{predicted:.1f} GiB predicted)"
+                        )
                         continue
                 try:
                     row = runner(
-                        NAME, "measure",
-                        {"model": model, "side": side, "batch_size": batch,
-                         "repeats": repeats, "warmup": warmup,
-                         "budget_s": budget_s}, backend)
+                        NAME,
+                        "measure",
+                        {
+                            "model": model,
+                            "side": side,
+                            "batch_size": batch,
+                            "repeats": repeats,
+                            "warmup": warmup,
+                            "budget_s": budget_s,
+                        },
+                        backend,
+                    )
                 except RuntimeError as error:
                     rows.append({**config, "failed": str(error)[-500:]})
                     log(f"  {backend} {model} {side}: FAILED {error}")
@@ -183,26 +209,30 @@ def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
                 rows.append(row)
                 if model == "cnn":
                     largest_cnn = row
-                log(f"  {backend} {model} {side}x{side} batch {batch}: "
+                log(
+                    f"  {backend} {model} {side}x{side} batch {batch}: "
                     f"{row['per_sample_ms']['median']:.1f} ms/sample, "
-                    f"{row['memory']['per_sample_mib']:.1f} MiB/sample")
+                    f"{row['memory']['per_sample_mib']:.1f} MiB/sample"
+                )
     payload = {
         "benchmark": NAME,
         "quick": quick,
         "machine": machine,
         "settings": {
-            "sides": list(sides), "max_batch": max_batch,
+            "sides": list(sides),
+            "max_batch": max_batch,
             "batch_sizes": {str(s): batch_size(s, max_batch) for s in sides},
             "memory_budget_gib": memory_budget_gib,
-            "repeats": repeats, "warmup": warmup,
+            "repeats": repeats,
+            "warmup": warmup,
             "min_repeats_over_budget": [MIN_REPEATS, budget_s],
             "time": "train_on_batch wall-clock, compiled mode, inputs "
-                    "already backend tensors",
+            "already backend tensors",
             "memory": "peak RSS over the timed steps minus RSS before the "
-                      "first step, free heap pages released before both; "
-                      "with_compilation: peak RSS over all steps (first, "
-                      "compiling one included); one process per "
-                      "configuration",
+            "first step, free heap pages released before both; "
+            "with_compilation: peak RSS over all steps (first, "
+            "compiling one included); one process per "
+            "configuration",
         },
         "rows": rows,
         "ratios": ratios(rows),
@@ -225,21 +255,24 @@ def ratios(rows):
         memory increments per sample) and ``memory_with_compilation`` (the
         same with the compiling step's peak).
     """
-    by_key = {(r["backend"], r["side"], r["model"]): r
-              for r in _measured(rows)}
+    by_key = {(r["backend"], r["side"], r["model"]): r for r in _measured(rows)}
     result = []
     for (backend, side, model), ats in by_key.items():
         cnn = by_key.get((backend, side, "cnn"))
         if model != "ats" or cnn is None:
             continue
-        result.append({
-            "backend": backend, "side": side, "batch_size": ats["batch_size"],
-            "time": harness.ratio(cnn["per_sample_ms"], ats["per_sample_ms"]),
-            "memory": _memory_ratio(cnn["memory"], ats["memory"]),
-            "memory_with_compilation": _memory_ratio(
-                cnn["memory"]["with_compilation"],
-                ats["memory"]["with_compilation"]),
-        })
+        result.append(
+            {
+                "backend": backend,
+                "side": side,
+                "batch_size": ats["batch_size"],
+                "time": harness.ratio(cnn["per_sample_ms"], ats["per_sample_ms"]),
+                "memory": _memory_ratio(cnn["memory"], ats["memory"]),
+                "memory_with_compilation": _memory_ratio(
+                    cnn["memory"]["with_compilation"], ats["memory"]["with_compilation"]
+                ),
+            }
+        )
     return result
 
 
@@ -255,14 +288,15 @@ def _cnn_cells(cnn):
         return [f"does not fit (~{cnn['predicted_gib']:.0f} GiB)"] * 2
     if cnn.get("failed"):
         return ["failed"] * 2
-    return [harness.format_stats(cnn["per_sample_ms"]),
-            f"{cnn['memory']['per_sample_mib']:.1f}"]
+    return [
+        harness.format_stats(cnn["per_sample_ms"]),
+        f"{cnn['memory']['per_sample_mib']:.1f}",
+    ]
 
 
 def summary_table(payload):
     """The Markdown table of per-sample figures and ratios (README's)."""
-    by_key = {(r["backend"], r["side"], r["model"]): r
-              for r in payload["rows"]}
+    by_key = {(r["backend"], r["side"], r["model"]): r for r in payload["rows"]}
     ratio_of = {(r["backend"], r["side"]): r for r in payload["ratios"]}
     table = []
     for backend, side, model in by_key:
@@ -271,17 +305,35 @@ def summary_table(payload):
             continue
         cnn_time, cnn_memory = _cnn_cells(by_key.get((backend, side, "cnn")))
         entry = ratio_of.get((backend, side))
-        table.append([
-            backend, f"{side}x{side}", ats["batch_size"],
-            harness.format_stats(ats["per_sample_ms"]), cnn_time,
-            f"**{entry['time']:.1f}x**" if entry else "-",
-            f"{ats['memory']['per_sample_mib']:.1f}", cnn_memory,
-            f"**{entry['memory']:.1f}x**" if entry else "-",
-            f"{entry['memory_with_compilation']:.1f}x" if entry else "-"])
+        table.append(
+            [
+                backend,
+                f"{side}x{side}",
+                ats["batch_size"],
+                harness.format_stats(ats["per_sample_ms"]),
+                cnn_time,
+                f"**{entry['time']:.1f}x**" if entry else "-",
+                f"{ats['memory']['per_sample_mib']:.1f}",
+                cnn_memory,
+                f"**{entry['memory']:.1f}x**" if entry else "-",
+                f"{entry['memory_with_compilation']:.1f}x" if entry else "-",
+            ]
+        )
     return harness.markdown_table(
-        ["backend", "image", "batch", "ATS ms/sample", "CNN ms/sample",
-         "time CNN/ATS", "ATS MiB/sample", "CNN MiB/sample",
-         "memory CNN/ATS", "memory CNN/ATS with compiling step"], table)
+        [
+            "backend",
+            "image",
+            "batch",
+            "ATS ms/sample",
+            "CNN ms/sample",
+            "time CNN/ATS",
+            "ATS MiB/sample",
+            "CNN MiB/sample",
+            "memory CNN/ATS",
+            "memory CNN/ATS with compiling step",
+        ],
+        table,
+    )
 
 
 def goal_line(payload):
@@ -289,53 +341,89 @@ def goal_line(payload):
     at_goal = [r for r in payload["ratios"] if r["side"] == GOAL_SIDE]
     if not at_goal:
         return f"(no {GOAL_SIDE}x{GOAL_SIDE} measurement in this run)"
-    return f"Goal at {GOAL_SIDE}x{GOAL_SIDE}, >= {GOAL_RATIO:.0f}x on both: " \
+    return (
+        f"Goal at {GOAL_SIDE}x{GOAL_SIDE}, >= {GOAL_RATIO:.0f}x on both: "
         + "; ".join(
             f"{r['backend']} {r['time']:.1f}x time, {r['memory']:.1f}x "
             f"memory ({'met' if min(r['time'], r['memory']) >= GOAL_RATIO else 'not met'}"
             f"; {r['memory_with_compilation']:.1f}x with the compiling step)"
-            for r in at_goal) + "."
+            for r in at_goal
+        )
+        + "."
+    )
 
 
 def report(payload):
     """The Markdown report of a ``run`` payload."""
     settings = payload["settings"]
     least, budget_s = settings["min_repeats_over_budget"]
-    detail = [[r["backend"], r["mode"], r["model"], f"{r['side']}x{r['side']}",
-               r["batch_size"], harness.format_stats(r["step_s"], 3),
-               f"{r['memory']['baseline_mib']:.0f}",
-               f"{r['memory']['peak_mib']:.0f}",
-               f"{r['memory']['increment_mib']:.0f}",
-               f"{r['memory']['with_compilation']['peak_mib']:.0f}",
-               f"{r['memory']['with_compilation']['increment_mib']:.0f}"]
-              for r in _measured(payload["rows"])]
-    failed = [f"- {r['backend']} {r['model']} {r['side']}: {r['failed']}"
-              for r in payload["rows"] if r.get("failed")]
-    return "\n\n".join(filter(None, [
-        "## Attention sampling vs the full-image CNN, per sample",
-        "**Quick smoke run: small sides and batches, few repetitions; not "
-        "reference figures.**" if payload["quick"] else "",
-        f"One training step (`train_on_batch`), median (min-max) over "
-        f"{settings['repeats']} steps after {settings['warmup']} warm-up"
-        + (f" (stopping after {least} once they took {budget_s:.0f} s)"
-           if budget_s else "")
-        + ", divided by the batch size. Memory: peak RSS over the timed steps "
-        "minus RSS before the first step, free heap pages released before "
-        "both, divided by the batch size, one process per configuration; "
-        "the last column counts the compiling first step's peak too. CNN "
-        "sides predicted above "
-        f"{settings['memory_budget_gib']:g} GiB are not run.",
-        goal_line(payload),
-        summary_table(payload),
-        "Machine: " + harness.describe_machine_markdown(payload["machine"]),
-        "### Per process (MiB)",
-        harness.markdown_table(
-            ["backend", "mode", "model", "image", "batch", "step s",
-             "RSS before", "peak RSS, timed steps", "increment",
-             "peak RSS, all steps", "increment, all steps"],
-            detail),
-        "\n".join(failed),
-    ]))
+    detail = [
+        [
+            r["backend"],
+            r["mode"],
+            r["model"],
+            f"{r['side']}x{r['side']}",
+            r["batch_size"],
+            harness.format_stats(r["step_s"], 3),
+            f"{r['memory']['baseline_mib']:.0f}",
+            f"{r['memory']['peak_mib']:.0f}",
+            f"{r['memory']['increment_mib']:.0f}",
+            f"{r['memory']['with_compilation']['peak_mib']:.0f}",
+            f"{r['memory']['with_compilation']['increment_mib']:.0f}",
+        ]
+        for r in _measured(payload["rows"])
+    ]
+    failed = [
+        f"- {r['backend']} {r['model']} {r['side']}: {r['failed']}"
+        for r in payload["rows"]
+        if r.get("failed")
+    ]
+    return "\n\n".join(
+        filter(
+            None,
+            [
+                "## Attention sampling vs the full-image CNN, per sample",
+                "**Quick smoke run: small sides and batches, few repetitions; not "
+                "reference figures.**"
+                if payload["quick"]
+                else "",
+                f"One training step (`train_on_batch`), median (min-max) over "
+                f"{settings['repeats']} steps after {settings['warmup']} warm-up"
+                + (
+                    f" (stopping after {least} once they took {budget_s:.0f} s)"
+                    if budget_s
+                    else ""
+                )
+                + ", divided by the batch size. Memory: peak RSS over the timed steps "
+                "minus RSS before the first step, free heap pages released before "
+                "both, divided by the batch size, one process per configuration; "
+                "the last column counts the compiling first step's peak too. CNN "
+                "sides predicted above "
+                f"{settings['memory_budget_gib']:g} GiB are not run.",
+                goal_line(payload),
+                summary_table(payload),
+                "Machine: " + harness.describe_machine_markdown(payload["machine"]),
+                "### Per process (MiB)",
+                harness.markdown_table(
+                    [
+                        "backend",
+                        "mode",
+                        "model",
+                        "image",
+                        "batch",
+                        "step s",
+                        "RSS before",
+                        "peak RSS, timed steps",
+                        "increment",
+                        "peak RSS, all steps",
+                        "increment, all steps",
+                    ],
+                    detail,
+                ),
+                "\n".join(failed),
+            ],
+        )
+    )
 
 
 def plot(payload, output=harness.RESULTS):
@@ -355,28 +443,45 @@ def plot(payload, output=harness.RESULTS):
 
     rows = _measured(payload["rows"])
     sides = sorted({r["side"] for r in rows})
-    colours = dict(zip(harness.BACKENDS, ("tab:blue", "tab:orange",
-                                          "tab:green")))
+    colours = dict(zip(harness.BACKENDS, ("tab:blue", "tab:orange", "tab:green")))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    panels = [(axes[0], lambda r: r["per_sample_ms"]["median"],
-               "training time per sample (ms)"),
-              (axes[1], lambda r: max(r["memory"]["per_sample_mib"], 0.01),
-               "training memory per sample (MiB)")]
+    panels = [
+        (
+            axes[0],
+            lambda r: r["per_sample_ms"]["median"],
+            "training time per sample (ms)",
+        ),
+        (
+            axes[1],
+            lambda r: max(r["memory"]["per_sample_mib"], 0.01),
+            "training memory per sample (MiB)",
+        ),
+    ]
     for axis, value, label in panels:
         for backend in dict.fromkeys(r["backend"] for r in rows):
             for model, style in (("ats", "o-"), ("cnn", "s--")):
-                points = sorted((r["side"], value(r)) for r in rows
-                                if (r["backend"], r["model"]) ==
-                                (backend, model))
+                points = sorted(
+                    (r["side"], value(r))
+                    for r in rows
+                    if (r["backend"], r["model"]) == (backend, model)
+                )
                 if points:
-                    axis.plot(*zip(*points), style, color=colours[backend],
-                              label=f"{model.upper()}, {backend}")
-        cnn = sorted((r["side"], value(r)) for r in rows
-                     if r["model"] == "cnn")
+                    axis.plot(
+                        *zip(*points),
+                        style,
+                        color=colours[backend],
+                        label=f"{model.upper()}, {backend}",
+                    )
+        cnn = sorted((r["side"], value(r)) for r in rows if r["model"] == "cnn")
         if cnn:
             anchor_side, anchor = cnn[0]
-            axis.plot(sides, [anchor * (s / anchor_side) ** 2 for s in sides],
-                      ":", color="grey", label="∝ pixel count")
+            axis.plot(
+                sides,
+                [anchor * (s / anchor_side) ** 2 for s in sides],
+                ":",
+                color="grey",
+                label="∝ pixel count",
+            )
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xticks(sides)
@@ -386,8 +491,10 @@ def plot(payload, output=harness.RESULTS):
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle("Attention sampling vs full-image CNN, one training step"
-                    + (" (quick smoke run)" if payload["quick"] else ""))
+    figure.suptitle(
+        "Attention sampling vs full-image CNN, one training step"
+        + (" (quick smoke run)" if payload["quick"] else "")
+    )
     figure.tight_layout()
     path = harness.Path(output) / f"{NAME}.png"
     figure.savefig(path, dpi=110)

@@ -10,9 +10,8 @@ result is first checked to equal numpy's. Ratio = backend time / numpy time
     python benchmarks/extract_patches.py [--quick] [--backends jax,torch]
 """
 
-import numpy as np
-
 import harness
+import numpy as np
 
 NAME = "extract_patches"
 # (batch, side, channels, n_patches, patch side): the core issue's cases.
@@ -28,7 +27,7 @@ def numpy_patches(x, offsets, size):
     for b in range(batch):
         for i in range(n):
             r, c = offsets[b, i]
-            out[b, i] = x[b, r:r + size, c:c + size]
+            out[b, i] = x[b, r : r + size, c : c + size]
     return out
 
 
@@ -58,30 +57,46 @@ def measure(configurations=CONFIGURATIONS, repeats=REPEATS, warmup=WARMUP):
         x_tensor = ops.convert_to_tensor(x)
         offsets_tensor = ops.convert_to_tensor(offsets)
         extract = harness.compile_function(
-            lambda x, o, size=size: extract_patches(x, o, (size, size)))
+            lambda x, o, size=size: extract_patches(x, o, (size, size))
+        )
         np.testing.assert_array_equal(
             ops.convert_to_numpy(extract(x_tensor, offsets_tensor)),
-            numpy_patches(x, offsets, size))
+            numpy_patches(x, offsets, size),
+        )
 
-        times = harness.interleaved_times({
-            "ats": lambda: harness.block(extract(x_tensor, offsets_tensor)),
-            "numpy": lambda: numpy_patches(x, offsets, size),
-        }, repeats, warmup)
+        times = harness.interleaved_times(
+            {
+                "ats": lambda: harness.block(extract(x_tensor, offsets_tensor)),
+                "numpy": lambda: numpy_patches(x, offsets, size),
+            },
+            repeats,
+            warmup,
+        )
         ats = harness.summarize(times["ats"], 1000)
         baseline = harness.summarize(times["numpy"], 1000)
         name = harness.backend()
-        rows.append({
-            "backend": name, "mode": harness.MODES[name],
-            "input": f"{batch}x{side}x{side}x{channels}",
-            "patches": f"{n} of {size}x{size}",
-            "ats_ms": ats, "numpy_ms": baseline,
-            "ratio": harness.ratio(ats, baseline),
-        })
+        rows.append(
+            {
+                "backend": name,
+                "mode": harness.MODES[name],
+                "input": f"{batch}x{side}x{side}x{channels}",
+                "patches": f"{n} of {size}x{size}",
+                "ats_ms": ats,
+                "numpy_ms": baseline,
+                "ratio": harness.ratio(ats, baseline),
+            }
+        )
     return rows
 
 
-def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
-        configurations=None, log=print, runner=harness.run_in_subprocess):
+def run(
+    backends=harness.BACKENDS,
+    quick=False,
+    output=harness.RESULTS,
+    configurations=None,
+    log=print,
+    runner=harness.run_in_subprocess,
+):
     """Measure every backend in its own process; write the results.
 
     Args:
@@ -98,20 +113,37 @@ def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
         The JSON payload written.
     """
     configurations = configurations or (
-        QUICK_CONFIGURATIONS if quick else CONFIGURATIONS)
+        QUICK_CONFIGURATIONS if quick else CONFIGURATIONS
+    )
     repeats = QUICK_REPEATS if quick else REPEATS
     machine = harness.machine_description()
     rows = []
     for backend in backends:
         rows += runner(
-            NAME, "measure", {"configurations": configurations,
-                              "repeats": repeats, "warmup": WARMUP}, backend)
-        log("  " + ", ".join(f"{backend} {r['input']}: {r['ratio']:.2f}"
-                             for r in rows if r["backend"] == backend))
-    payload = {"benchmark": NAME, "quick": quick, "machine": machine,
-               "settings": {"configurations": configurations,
-                            "repeats": repeats, "warmup": WARMUP},
-               "rows": rows}
+            NAME,
+            "measure",
+            {"configurations": configurations, "repeats": repeats, "warmup": WARMUP},
+            backend,
+        )
+        log(
+            "  "
+            + ", ".join(
+                f"{backend} {r['input']}: {r['ratio']:.2f}"
+                for r in rows
+                if r["backend"] == backend
+            )
+        )
+    payload = {
+        "benchmark": NAME,
+        "quick": quick,
+        "machine": machine,
+        "settings": {
+            "configurations": configurations,
+            "repeats": repeats,
+            "warmup": WARMUP,
+        },
+        "rows": rows,
+    }
     harness.write_results(NAME, payload, report(payload), output)
     return payload
 
@@ -119,27 +151,40 @@ def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
 def summary_table(payload):
     """The Markdown table of extraction times and ratios."""
     return harness.markdown_table(
-        ["backend", "input", "patches", "ATS ms", "numpy ms",
-         "ratio ATS/numpy"],
-        [[r["backend"], r["input"], r["patches"],
-          harness.format_stats(r["ats_ms"], 2),
-          harness.format_stats(r["numpy_ms"], 2), f"**{r['ratio']:.2f}**"]
-         for r in payload["rows"]])
+        ["backend", "input", "patches", "ATS ms", "numpy ms", "ratio ATS/numpy"],
+        [
+            [
+                r["backend"],
+                r["input"],
+                r["patches"],
+                harness.format_stats(r["ats_ms"], 2),
+                harness.format_stats(r["numpy_ms"], 2),
+                f"**{r['ratio']:.2f}**",
+            ]
+            for r in payload["rows"]
+        ],
+    )
 
 
 def report(payload):
     """The Markdown report of a ``run`` payload."""
     settings = payload["settings"]
-    return "\n\n".join(filter(None, [
-        "## Patch extraction against a numpy slice copy",
-        "**Quick smoke run: not reference figures.**"
-        if payload["quick"] else "",
-        f"Median (min-max) of {settings['repeats']} calls after "
-        f"{settings['warmup']} warm-up, both timed in alternation in one "
-        "process per backend.",
-        summary_table(payload),
-        "Machine: " + harness.describe_machine_markdown(payload["machine"]),
-    ]))
+    return "\n\n".join(
+        filter(
+            None,
+            [
+                "## Patch extraction against a numpy slice copy",
+                "**Quick smoke run: not reference figures.**"
+                if payload["quick"]
+                else "",
+                f"Median (min-max) of {settings['repeats']} calls after "
+                f"{settings['warmup']} warm-up, both timed in alternation in one "
+                "process per backend.",
+                summary_table(payload),
+                "Machine: " + harness.describe_machine_markdown(payload["machine"]),
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 import harness
+import numpy as np
 
 SIDES = (1500, 3000, 6000, 12000, 25000, 50000, 100000)
 QUICK_SIDES = (1500, 6000, 25000)
@@ -64,8 +63,8 @@ def estimated_gib(method, side):
     if method == "lazy":
         return 1.5
     if method == "in-graph":
-        return 1.5 + 4 * BATCH * side ** 2 / 2 ** 30
-    return 1.5 + 4 * BATCH * (side / 2) ** 2 * 32 * 4 / 2 ** 30
+        return 1.5 + 4 * BATCH * side**2 / 2**30
+    return 1.5 + 4 * BATCH * (side / 2) ** 2 * 32 * 4 / 2**30
 
 
 # ---------------------------------------------------------------------------
@@ -74,11 +73,9 @@ def estimated_gib(method, side):
 
 def write_dataset(directory, side):
     """Write (or reuse) a Gigapixel MNIST set of BATCH images of ``side``."""
-    from ats.datasets.gigapixel_mnist import (GigapixelMNIST,
-                                              GigapixelMNISTConfig)
+    from ats.datasets.gigapixel_mnist import GigapixelMNIST, GigapixelMNISTConfig
 
-    config = GigapixelMNISTConfig(side=side, n_train=BATCH, n_test=0,
-                                  seed=1)
+    config = GigapixelMNISTConfig(side=side, n_train=BATCH, n_test=0, seed=1)
     try:
         data = GigapixelMNIST.load(directory)
         if data.config == config:
@@ -111,32 +108,41 @@ def train_steps(method, directory, warmup, repeats):
     high_shape = (side, side, 1)
 
     def read_levels(level):
-        return np.stack([tifffile.imread(f, level=level) for f in files]
-                        )[..., None]
+        return np.stack([tifffile.imread(f, level=level) for f in files])[..., None]
 
     if method == "lazy":
-        sequence = data.sequence("train", batch_size=BATCH,
-                                 patch_size=(PATCH, PATCH))
-        model = build_model(sequence.sources[0].low_shape,
-                            n_patches=N_PATCHES, patch_size=(PATCH, PATCH))
+        sequence = data.sequence("train", batch_size=BATCH, patch_size=(PATCH, PATCH))
+        model = build_model(
+            sequence.sources[0].low_shape,
+            n_patches=N_PATCHES,
+            patch_size=(PATCH, PATCH),
+        )
 
         def batch():
             return sequence[0][0]
     elif method == "in-graph":
-        model = build_model(low_shape, n_patches=N_PATCHES,
-                            patch_size=(PATCH, PATCH), high_shape=high_shape)
+        model = build_model(
+            low_shape,
+            n_patches=N_PATCHES,
+            patch_size=(PATCH, PATCH),
+            high_shape=high_shape,
+        )
 
         def batch():
             return [read_levels(low_level), read_levels(0)]
     else:
-        model = keras.Sequential([
-            keras.Input(high_shape, dtype="uint8"),
-            keras.layers.Rescaling(1 / 255), full_image_cnn(high_shape)])
+        model = keras.Sequential(
+            [
+                keras.Input(high_shape, dtype="uint8"),
+                keras.layers.Rescaling(1 / 255),
+                full_image_cnn(high_shape),
+            ]
+        )
 
         def batch():
             return read_levels(0)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  "sparse_categorical_crossentropy")
+
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
 
     def step():
         loss = model.train_on_batch(batch(), y)
@@ -144,10 +150,13 @@ def train_steps(method, directory, warmup, repeats):
             raise FloatingPointError(f"{method} at side {side}: loss {loss}")
 
     times = harness.time_calls(step, repeats, warmup)
-    return {"seconds_per_sample": statistics.median(times) / BATCH,
-            "min_seconds_per_sample": min(times) / BATCH,
-            "steps": len(times), "peak_rss_mib": _peak_rss_mib(),
-            "low_shape": list(low_shape)}
+    return {
+        "seconds_per_sample": statistics.median(times) / BATCH,
+        "min_seconds_per_sample": min(times) / BATCH,
+        "steps": len(times),
+        "peak_rss_mib": _peak_rss_mib(),
+        "low_shape": list(low_shape),
+    }
 
 
 def lazy_interleaved(directories, warmup, repeats):
@@ -162,14 +171,15 @@ def lazy_interleaved(directories, warmup, repeats):
     models, steps = {}, {}
     for directory in directories:
         data = GigapixelMNIST.load(directory)
-        sequence = data.sequence("train", batch_size=BATCH,
-                                 patch_size=(PATCH, PATCH))
+        sequence = data.sequence("train", batch_size=BATCH, patch_size=(PATCH, PATCH))
         low_shape = sequence.sources[0].low_shape
         if low_shape not in models:
-            models[low_shape] = build_model(low_shape, n_patches=N_PATCHES,
-                                            patch_size=(PATCH, PATCH))
-            models[low_shape].compile(keras.optimizers.Adam(1e-3),
-                                      "sparse_categorical_crossentropy")
+            models[low_shape] = build_model(
+                low_shape, n_patches=N_PATCHES, patch_size=(PATCH, PATCH)
+            )
+            models[low_shape].compile(
+                keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy"
+            )
 
         def step(sequence=sequence, model=models[low_shape]):
             x, y = sequence[0]
@@ -177,8 +187,10 @@ def lazy_interleaved(directories, warmup, repeats):
 
         steps[str(data.config.side)] = step
     times = harness.interleaved_times(steps, repeats, warmup)
-    return {side: harness.summarize([t / BATCH for t in values])
-            for side, values in times.items()}
+    return {
+        side: harness.summarize([t / BATCH for t in values])
+        for side, values in times.items()
+    }
 
 
 def write_noise_tiff(path, side=READ_SIDE, tile=256):
@@ -194,25 +206,37 @@ def write_noise_tiff(path, side=READ_SIDE, tile=256):
         return {"reused": True}
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    smooth = np.kron(rng.integers(0, 255, (tile // 4, tile // 4)),
-                     np.ones((4, 4))).astype(np.uint8)
+    smooth = np.kron(
+        rng.integers(0, 255, (tile // 4, tile // 4)), np.ones((4, 4))
+    ).astype(np.uint8)
 
     def tiles():
         for _ in range((-(-side // tile)) ** 2):
-            yield np.clip(smooth.astype(np.int16) + rng.integers(
-                -40, 40, (tile, tile)), 0, 255).astype(np.uint8)
+            yield np.clip(
+                smooth.astype(np.int16) + rng.integers(-40, 40, (tile, tile)), 0, 255
+            ).astype(np.uint8)
 
     partial = path.with_suffix(".partial")
     with tifffile.TiffWriter(partial, bigtiff=True) as writer:
-        writer.write(tiles(), shape=(side, side), dtype=np.uint8,
-                     tile=(tile, tile), compression="jpeg",
-                     compressionargs={"level": 90}, photometric="minisblack")
+        writer.write(
+            tiles(),
+            shape=(side, side),
+            dtype=np.uint8,
+            tile=(tile, tile),
+            compression="jpeg",
+            compressionargs={"level": 90},
+            photometric="minisblack",
+        )
         # Reduced levels (each half the previous: tifffile's pyramid), for
         # TiffSource's low view.
         for level in range(1, 5):
-            writer.write(np.zeros((side >> level,) * 2, np.uint8),
-                         tile=(tile, tile), compression="jpeg",
-                         subfiletype=1, photometric="minisblack")
+            writer.write(
+                np.zeros((side >> level,) * 2, np.uint8),
+                tile=(tile, tile),
+                compression="jpeg",
+                subfiletype=1,
+                photometric="minisblack",
+            )
     partial.rename(path)
     return {"reused": False}
 
@@ -241,8 +265,10 @@ def read_patches_ratio(path, repeats):
                 return source.read(corners, (READ_PATCH, READ_PATCH))
 
             def read_direct():
-                return [np.asarray(direct[r:r + READ_PATCH, c:c + READ_PATCH])
-                        for r, c in corners]
+                return [
+                    np.asarray(direct[r : r + READ_PATCH, c : c + READ_PATCH])
+                    for r, c in corners
+                ]
 
             pair = [(ours, read_ours), (theirs, read_direct)]
             for times, read in pair if round_ % 2 else pair[::-1]:
@@ -252,9 +278,11 @@ def read_patches_ratio(path, repeats):
                     times.append(time.perf_counter() - start)
         check = source.read(corners[:3], (READ_PATCH, READ_PATCH))[..., 0]
         np.testing.assert_array_equal(check, np.stack(read_direct()[:3]))
-    return {"ours": harness.summarize(ours, 1000),
-            "direct": harness.summarize(theirs, 1000),
-            "ratio": statistics.median(ours) / statistics.median(theirs)}
+    return {
+        "ours": harness.summarize(ours, 1000),
+        "direct": harness.summarize(theirs, 1000),
+        "ratio": statistics.median(ours) / statistics.median(theirs),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -266,28 +294,45 @@ def _flat_table(backend, sides, work_dir, budget_gib, quick):
     for side in sides:
         directory = work_dir / f"side{side}"
         written = harness.run_in_subprocess(
-            "gigapixel", "write_dataset", {"directory": str(directory),
-                                           "side": side}, backend)
+            "gigapixel",
+            "write_dataset",
+            {"directory": str(directory), "side": side},
+            backend,
+        )
         size_mb = sum(f.stat().st_size for f in directory.rglob("*.tif")) / 1e6
         for method in METHODS:
-            row = {"backend": backend, "side": side, "method": method,
-                   "files_mb": size_mb, "write_seconds": written["seconds"]}
+            row = {
+                "backend": backend,
+                "side": side,
+                "method": method,
+                "files_mb": size_mb,
+                "write_seconds": written["seconds"],
+            }
             limit = QUICK_LIMITS.get(method) if quick else None
             estimate = estimated_gib(method, side)
             if limit is not None and side > limit:
                 row["skipped"] = f"--quick stops {method} at {limit}"
             elif estimate > budget_gib:
-                row["skipped"] = (f"needs ~{estimate:.0f} GiB > budget "
-                                  f"{budget_gib:.0f} GiB")
+                row["skipped"] = (
+                    f"needs ~{estimate:.0f} GiB > budget {budget_gib:.0f} GiB"
+                )
             else:
                 try:
-                    row.update(harness.run_in_subprocess(
-                        "gigapixel", "train_steps",
-                        {"method": method, "directory": str(directory),
-                         "warmup": 1 if quick else 2,
-                         "repeats": 3 if quick else 5}, backend,
-                        timeout=900))
-                except Exception as error:  # noqa: BLE001 - recorded
+                    row.update(
+                        harness.run_in_subprocess(
+                            "gigapixel",
+                            "train_steps",
+                            {
+                                "method": method,
+                                "directory": str(directory),
+                                "warmup": 1 if quick else 2,
+                                "repeats": 3 if quick else 5,
+                            },
+                            backend,
+                            timeout=900,
+                        )
+                    )
+                except Exception as error:
                     row["skipped"] = f"failed: {str(error)[-300:]}"
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -300,10 +345,12 @@ def _flatness(rows, interleaved):
         return None
     times = [interleaved[str(r["side"])]["median"] for r in lazy]
     memory = [r["peak_rss_mib"] for r in lazy]
-    return {"sides": [r["side"] for r in lazy],
-            "interleaved_seconds_per_sample": times,
-            "time_ratio": max(times) / min(times),
-            "memory_ratio": max(memory) / min(memory)}
+    return {
+        "sides": [r["side"] for r in lazy],
+        "interleaved_seconds_per_sample": times,
+        "time_ratio": max(times) / min(times),
+        "memory_ratio": max(memory) / min(memory),
+    }
 
 
 def _plot(payload, path):
@@ -319,8 +366,7 @@ def _plot(payload, path):
     flat = payload["flatness"].get(backend)
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for method, marker in zip(METHODS, "osx"):
-        done = [r for r in rows if r["method"] == method
-                and "skipped" not in r]
+        done = [r for r in rows if r["method"] == method and "skipped" not in r]
         if not done:
             continue
         sides = [r["side"] for r in done]
@@ -328,101 +374,163 @@ def _plot(payload, path):
         if method == "lazy" and flat is not None:
             times = flat["interleaved_seconds_per_sample"]
         time_axis.plot(sides, times, marker=marker, label=method)
-        memory_axis.plot(sides, [r["peak_rss_mib"] / 1024 for r in done],
-                         marker=marker, label=method)
-    for axis, label in ((time_axis, "seconds per training sample"),
-                        (memory_axis, "peak process memory (GiB)")):
+        memory_axis.plot(
+            sides, [r["peak_rss_mib"] / 1024 for r in done], marker=marker, label=method
+        )
+    for axis, label in (
+        (time_axis, "seconds per training sample"),
+        (memory_axis, "peak process memory (GiB)"),
+    ):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("image side (pixels)")
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
-    figure.suptitle(f"{backend}: {N_PATCHES} patches of {PATCH}x{PATCH}, "
-                    f"batch {BATCH}; missing points did not fit the memory "
-                    "budget")
+    figure.suptitle(
+        f"{backend}: {N_PATCHES} patches of {PATCH}x{PATCH}, "
+        f"batch {BATCH}; missing points did not fit the memory "
+        "budget"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
 def _markdown(payload):
-    lines = ["# Gigapixel attention sampling", "",
-             harness.describe_machine_markdown(payload["machine"]), ""]
-    headers = ["backend", "side", "method", "s / sample (min)",
-               "peak memory MiB", "TIFFs MB", "note"]
+    lines = [
+        "# Gigapixel attention sampling",
+        "",
+        harness.describe_machine_markdown(payload["machine"]),
+        "",
+    ]
+    headers = [
+        "backend",
+        "side",
+        "method",
+        "s / sample (min)",
+        "peak memory MiB",
+        "TIFFs MB",
+        "note",
+    ]
     table = []
     for r in payload["rows"]:
         done = "skipped" not in r
-        table.append([
-            r["backend"], f"{r['side']:,}", r["method"],
-            f"{r['seconds_per_sample']:.3f} "
-            f"({r['min_seconds_per_sample']:.3f})" if done else "-",
-            f"{r['peak_rss_mib']:.0f}" if done else "-",
-            f"{r['files_mb']:.1f}", r.get("skipped", "")])
-    lines += [f"## Cost per training sample ({N_PATCHES} patches of "
-              f"{PATCH}x{PATCH}, batch {BATCH}, Adam step, reading included)",
-              "", harness.markdown_table(headers, table), ""]
+        table.append(
+            [
+                r["backend"],
+                f"{r['side']:,}",
+                r["method"],
+                f"{r['seconds_per_sample']:.3f} ({r['min_seconds_per_sample']:.3f})"
+                if done
+                else "-",
+                f"{r['peak_rss_mib']:.0f}" if done else "-",
+                f"{r['files_mb']:.1f}",
+                r.get("skipped", ""),
+            ]
+        )
+    lines += [
+        f"## Cost per training sample ({N_PATCHES} patches of "
+        f"{PATCH}x{PATCH}, batch {BATCH}, Adam step, reading included)",
+        "",
+        harness.markdown_table(headers, table),
+        "",
+    ]
     for backend, flat in payload["flatness"].items():
         if flat is None:
             continue
-        verdict = "PASS" if max(flat["time_ratio"], flat["memory_ratio"]) \
-            <= FLAT_BAR else "FAIL"
+        verdict = (
+            "PASS"
+            if max(flat["time_ratio"], flat["memory_ratio"]) <= FLAT_BAR
+            else "FAIL"
+        )
         per_side = ", ".join(
-            f"{side:,}: {seconds:.3f}" for side, seconds in
-            zip(flat["sides"], flat["interleaved_seconds_per_sample"]))
+            f"{side:,}: {seconds:.3f}"
+            for side, seconds in zip(
+                flat["sides"], flat["interleaved_seconds_per_sample"]
+            )
+        )
         lines.append(
             f"- {backend}, lazy path, sides {flat['sides'][0]:,} to "
             f"{flat['sides'][-1]:,}: time max/min {flat['time_ratio']:.2f} "
             f"(median s / sample, all sides timed in alternation in one "
             f"process: {per_side}), peak memory max/min "
-            f"{flat['memory_ratio']:.2f} (bar {FLAT_BAR}): **{verdict}**")
+            f"{flat['memory_ratio']:.2f} (bar {FLAT_BAR}): **{verdict}**"
+        )
     read = payload["read"]
     verdict = "PASS" if read["ratio"] <= READ_BAR else "FAIL"
-    lines += ["", f"## Reading {READ_COUNT} random {READ_PATCH}x{READ_PATCH} "
-              f"patches of a {READ_SIDE:,}^2 JPEG-tiled TIFF", "",
-              harness.markdown_table(
-                  ["reader", "ms (min-max)"],
-                  [["TiffSource.read", harness.format_stats(read["ours"])],
-                   ["tifffile + zarr slices",
-                    harness.format_stats(read["direct"])]]), "",
-              f"Ratio {read['ratio']:.2f} (bar {READ_BAR}): **{verdict}**",
-              "", "![cost against image side](gigapixel.png)"]
+    lines += [
+        "",
+        f"## Reading {READ_COUNT} random {READ_PATCH}x{READ_PATCH} "
+        f"patches of a {READ_SIDE:,}^2 JPEG-tiled TIFF",
+        "",
+        harness.markdown_table(
+            ["reader", "ms (min-max)"],
+            [
+                ["TiffSource.read", harness.format_stats(read["ours"])],
+                ["tifffile + zarr slices", harness.format_stats(read["direct"])],
+            ],
+        ),
+        "",
+        f"Ratio {read['ratio']:.2f} (bar {READ_BAR}): **{verdict}**",
+        "",
+        "![cost against image side](gigapixel.png)",
+    ]
     return "\n".join(lines)
 
 
 def run(backends, quick, output, work_dir=None, budget_gib=8.0):
     """Run both bars and write ``gigapixel.{json,md,png}`` to ``output``."""
-    work_dir = Path(work_dir or os.environ.get(
-        "ATS_GIGAPIXEL_WORK_DIR", "/tmp/ats-gigapixel-benchmark"))
+    work_dir = Path(
+        work_dir
+        or os.environ.get("ATS_GIGAPIXEL_WORK_DIR", "/tmp/ats-gigapixel-benchmark")
+    )
     work_dir.mkdir(parents=True, exist_ok=True)
     free_gb = shutil.disk_usage(work_dir).free / 1e9
     print(f"work dir {work_dir}: {free_gb:.0f} GB free", flush=True)
     if free_gb < 3:
-        raise SystemExit(f"{work_dir}: only {free_gb:.1f} GB free, the TIFFs "
-                         "need about 1 GB")
-    payload = {"machine": harness.machine_description(), "quick": quick,
-               "batch": BATCH, "n_patches": N_PATCHES, "patch": PATCH,
-               "rows": [], "flatness": {}}
+        raise SystemExit(
+            f"{work_dir}: only {free_gb:.1f} GB free, the TIFFs need about 1 GB"
+        )
+    payload = {
+        "machine": harness.machine_description(),
+        "quick": quick,
+        "batch": BATCH,
+        "n_patches": N_PATCHES,
+        "patch": PATCH,
+        "rows": [],
+        "flatness": {},
+    }
     sides = QUICK_SIDES if quick else SIDES
     for backend in backends:
         rows = _flat_table(backend, sides, work_dir, budget_gib, quick)
         interleaved = harness.run_in_subprocess(
-            "gigapixel", "lazy_interleaved",
-            {"directories": [str(work_dir / f"side{side}") for side in sides],
-             "warmup": 2, "repeats": 5 if quick else 10}, backend,
-            timeout=3600)
+            "gigapixel",
+            "lazy_interleaved",
+            {
+                "directories": [str(work_dir / f"side{side}") for side in sides],
+                "warmup": 2,
+                "repeats": 5 if quick else 10,
+            },
+            backend,
+            timeout=3600,
+        )
         payload["rows"] += rows
         payload["flatness"][backend] = _flatness(rows, interleaved)
     noise = work_dir / f"noise{READ_SIDE}.tif"
-    harness.run_in_subprocess("gigapixel", "write_noise_tiff",
-                              {"path": str(noise)}, backends[0])
+    harness.run_in_subprocess(
+        "gigapixel", "write_noise_tiff", {"path": str(noise)}, backends[0]
+    )
     payload["read"] = harness.run_in_subprocess(
-        "gigapixel", "read_patches_ratio",
-        {"path": str(noise), "repeats": 5 if quick else 15}, backends[0])
+        "gigapixel",
+        "read_patches_ratio",
+        {"path": str(noise), "repeats": 5 if quick else 15},
+        backends[0],
+    )
     output = Path(output)
-    _, markdown_path = harness.write_results("gigapixel", payload,
-                                             _markdown(payload), output)
+    _, markdown_path = harness.write_results(
+        "gigapixel", payload, _markdown(payload), output
+    )
     _plot(payload, output / "gigapixel.png")
     print(markdown_path.read_text())
 
@@ -430,13 +538,24 @@ def run(backends, quick, output, work_dir=None, budget_gib=8.0):
 if __name__ == "__main__":
     parser = harness.argument_parser(__doc__)
     parser.set_defaults(backends="jax")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="where the TIFFs are written and reused "
-                             "(default: $ATS_GIGAPIXEL_WORK_DIR or "
-                             "/tmp/ats-gigapixel-benchmark)")
-    parser.add_argument("--memory-budget", type=float, default=8.0,
-                        help="GiB a configuration may need (default: 8)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where the TIFFs are written and reused "
+        "(default: $ATS_GIGAPIXEL_WORK_DIR or "
+        "/tmp/ats-gigapixel-benchmark)",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        default=8.0,
+        help="GiB a configuration may need (default: 8)",
+    )
     args = parser.parse_args()
-    run(**harness.run_arguments(args), work_dir=args.work_dir,
-        budget_gib=args.memory_budget)
+    run(
+        **harness.run_arguments(args),
+        work_dir=args.work_dir,
+        budget_gib=args.memory_budget,
+    )
     sys.exit(0)

@@ -48,10 +48,9 @@ RESULTS = BENCHMARKS / "results"
 QUICK_RESULTS = RESULTS / "quick"
 BACKENDS = ("jax", "torch", "tensorflow")
 # How each backend runs in the benchmarks: its compiled mode where it has one.
-MODES = {"jax": "jit (XLA)", "tensorflow": "jit_compile=True (XLA)",
-         "torch": "eager"}
+MODES = {"jax": "jit (XLA)", "tensorflow": "jit_compile=True (XLA)", "torch": "eager"}
 RESULT_MARKER = "BENCHMARK-RESULT "
-MIB = 2 ** 20
+MIB = 2**20
 
 
 # ---------------------------------------------------------------------------
@@ -67,8 +66,11 @@ def block(result):
     Returns:
         ``result`` itself.
     """
-    items = result.values() if isinstance(result, dict) else (
-        result if isinstance(result, (list, tuple)) else [result])
+    items = (
+        result.values()
+        if isinstance(result, dict)
+        else (result if isinstance(result, (list, tuple)) else [result])
+    )
     for item in items:
         if hasattr(item, "block_until_ready"):
             item.block_until_ready()
@@ -100,8 +102,7 @@ def time_calls(fn, repeats, warmup=2, budget_s=None, min_repeats=3):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-        if budget_s is not None and len(times) >= min_repeats \
-                and sum(times) > budget_s:
+        if budget_s is not None and len(times) >= min_repeats and sum(times) > budget_s:
             break
     return times
 
@@ -116,9 +117,12 @@ def summarize(values, scale=1.0):
     Returns:
         ``{"median": ..., "min": ..., "max": ..., "n": len(values)}``.
     """
-    return {"median": scale * statistics.median(values),
-            "min": scale * min(values), "max": scale * max(values),
-            "n": len(values)}
+    return {
+        "median": scale * statistics.median(values),
+        "min": scale * min(values),
+        "max": scale * max(values),
+        "n": len(values),
+    }
 
 
 def interleaved_times(functions, repeats, warmup=2):
@@ -280,7 +284,8 @@ class MemoryProbe:
         return {
             "baseline_mib": self.baseline / MIB,
             "peak_mib": peak_rss() / MIB,
-            "method": "VmHWM reset at the start of the phase" if self.reset
+            "method": "VmHWM reset at the start of the phase"
+            if self.reset
             else "ru_maxrss of the whole process",
         }
 
@@ -306,19 +311,26 @@ def run_in_subprocess(module, function, kwargs, keras_backend, timeout=None):
     Raises:
         RuntimeError: with the process's stderr, if it failed.
     """
-    env = {**os.environ, "KERAS_BACKEND": keras_backend,
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, str(Path(__file__).resolve()), module,
-               function, json.dumps(kwargs)]
-    process = subprocess.run(command, env=env, capture_output=True, text=True,
-                             timeout=timeout)
-    results = [line for line in process.stdout.splitlines()
-               if line.startswith(RESULT_MARKER)]
+    env = {**os.environ, "KERAS_BACKEND": keras_backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        module,
+        function,
+        json.dumps(kwargs),
+    ]
+    process = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    results = [
+        line for line in process.stdout.splitlines() if line.startswith(RESULT_MARKER)
+    ]
     if process.returncode != 0 or not results:
         raise RuntimeError(
             f"{module}.{function}(**{kwargs}) on {keras_backend} failed with "
-            f"exit code {process.returncode}:\n{process.stderr[-4000:]}")
-    return json.loads(results[-1][len(RESULT_MARKER):])
+            f"exit code {process.returncode}:\n{process.stderr[-4000:]}"
+        )
+    return json.loads(results[-1][len(RESULT_MARKER) :])
 
 
 def run_in_process(module, function, kwargs, keras_backend):
@@ -337,8 +349,7 @@ def _call(module, function, kwargs):
     """``module.function(**kwargs)`` with ``kwargs`` and result as JSON."""
     if str(BENCHMARKS) not in sys.path:
         sys.path.insert(0, str(BENCHMARKS))
-    result = getattr(importlib.import_module(module), function)(
-        **json.loads(kwargs))
+    result = getattr(importlib.import_module(module), function)(**json.loads(kwargs))
     return json.dumps(result)
 
 
@@ -381,14 +392,23 @@ def machine_description():
         usable = os.cpu_count()
     pages = os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     memory = pages * os.sysconf("SC_PAGE_SIZE") if pages else None
-    versions = {name: _version(name) for name in (
-        "keras", "jax", "jaxlib", "torch", "tensorflow", "tensorflow-cpu",
-        "numpy")}
+    versions = {
+        name: _version(name)
+        for name in (
+            "keras",
+            "jax",
+            "jaxlib",
+            "torch",
+            "tensorflow",
+            "tensorflow-cpu",
+            "numpy",
+        )
+    }
     return {
         "cpu": _cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
-        "memory_gib": None if memory is None else round(memory / 2 ** 30, 1),
+        "memory_gib": None if memory is None else round(memory / 2**30, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {k: v for k, v in versions.items() if v is not None},
@@ -400,24 +420,26 @@ def machine_description():
 def describe_machine_markdown(machine):
     """One Markdown line describing ``machine_description()``'s result."""
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-    return (f"{machine['cpu']}, {machine['usable_cores']} usable cores, "
-            f"{machine['memory_gib']} GiB RAM; {versions}; load average "
-            f"{machine['load_average'][0]} at start; {machine['date']}")
+    return (
+        f"{machine['cpu']}, {machine['usable_cores']} usable cores, "
+        f"{machine['memory_gib']} GiB RAM; {versions}; load average "
+        f"{machine['load_average'][0]} at start; {machine['date']}"
+    )
 
 
 def markdown_table(headers, rows):
     """A Markdown table of ``rows`` (sequences of cells) under ``headers``."""
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |"
-              for row in rows]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def format_stats(stats, digits=1):
     """``"median (min-max)"`` of a ``summarize`` result."""
-    return (f"{stats['median']:.{digits}f} "
-            f"({stats['min']:.{digits}f}-{stats['max']:.{digits}f})")
+    return (
+        f"{stats['median']:.{digits}f} "
+        f"({stats['min']:.{digits}f}-{stats['max']:.{digits}f})"
+    )
 
 
 def write_results(name, payload, markdown, directory=RESULTS):
@@ -453,18 +475,26 @@ def argument_parser(doc):
     ``QUICK_RESULTS`` with ``--quick``).
     """
     parser = argparse.ArgumentParser(
-        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
-        "--quick", action="store_true",
-        help="smoke configuration: small sizes, few repetitions (for CI)")
+        "--quick",
+        action="store_true",
+        help="smoke configuration: small sizes, few repetitions (for CI)",
+    )
     parser.add_argument(
-        "--backends", default=",".join(BACKENDS),
-        help="comma-separated Keras backends (default: %(default)s)")
+        "--backends",
+        default=",".join(BACKENDS),
+        help="comma-separated Keras backends (default: %(default)s)",
+    )
     parser.add_argument(
-        "--output", type=Path, default=None,
+        "--output",
+        type=Path,
+        default=None,
         help=f"results directory (default: {RESULTS.relative_to(BENCHMARKS.parent)}"
-             f", or {QUICK_RESULTS.relative_to(BENCHMARKS.parent)} with "
-             "--quick)")
+        f", or {QUICK_RESULTS.relative_to(BENCHMARKS.parent)} with "
+        "--quick)",
+    )
     return parser
 
 
@@ -473,8 +503,9 @@ def run_arguments(args):
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     unknown = set(backends) - set(BACKENDS)
     if unknown or not backends:
-        raise SystemExit(f"--backends must name some of {BACKENDS}, got "
-                         f"{args.backends!r}")
+        raise SystemExit(
+            f"--backends must name some of {BACKENDS}, got {args.backends!r}"
+        )
     output = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     return {"backends": backends, "quick": args.quick, "output": output}
 

@@ -37,25 +37,37 @@ def measure(side, batch_size, repeats=REPEATS, warmup=WARMUP):
     """
     import setups
 
-    steps = {model: setups.training_step(model, side, batch_size)
-             for model in ("ats", "pre-extracted")}
+    steps = {
+        model: setups.training_step(model, side, batch_size)
+        for model in ("ats", "pre-extracted")
+    }
     times = harness.interleaved_times(steps, repeats, warmup)
     ats = harness.summarize(times["ats"], 1000)
     pre_extracted = harness.summarize(times["pre-extracted"], 1000)
     name = harness.backend()
     return {
-        "backend": name, "mode": harness.MODES[name], "side": side,
+        "backend": name,
+        "mode": harness.MODES[name],
+        "side": side,
         "batch_size": batch_size,
-        "ats_ms": ats, "pre_extracted_ms": pre_extracted,
+        "ats_ms": ats,
+        "pre_extracted_ms": pre_extracted,
         "ratio": harness.ratio(ats, pre_extracted),
         "round_ratios": harness.summarize(
-            [a / p for a, p in zip(times["ats"], times["pre-extracted"])]),
+            [a / p for a, p in zip(times["ats"], times["pre-extracted"])]
+        ),
     }
 
 
-def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
-        side=None, batch_size=None, log=print,
-        runner=harness.run_in_subprocess):
+def run(
+    backends=harness.BACKENDS,
+    quick=False,
+    output=harness.RESULTS,
+    side=None,
+    batch_size=None,
+    log=print,
+    runner=harness.run_in_subprocess,
+):
     """Measure every backend in its own process; write ``overhead.{json,md}``.
 
     Args:
@@ -71,22 +83,35 @@ def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
         The JSON payload written.
     """
     default_side, default_batch, repeats, warmup = (
-        (QUICK_SIDE, QUICK_BATCH_SIZE, QUICK_REPEATS, QUICK_WARMUP) if quick
-        else (SIDE, BATCH_SIZE, REPEATS, WARMUP))
+        (QUICK_SIDE, QUICK_BATCH_SIZE, QUICK_REPEATS, QUICK_WARMUP)
+        if quick
+        else (SIDE, BATCH_SIZE, REPEATS, WARMUP)
+    )
     side, batch = side or default_side, batch_size or default_batch
     machine = harness.machine_description()
     rows = []
     for backend in backends:
         row = runner(
-            NAME, "measure", {"side": side, "batch_size": batch,
-                              "repeats": repeats, "warmup": warmup}, backend)
+            NAME,
+            "measure",
+            {"side": side, "batch_size": batch, "repeats": repeats, "warmup": warmup},
+            backend,
+        )
         log(f"  {backend}: ATS / pre-extracted = {row['ratio']:.2f}")
         rows.append(row)
-    payload = {"benchmark": NAME, "quick": quick, "machine": machine,
-               "settings": {"side": side, "batch_size": batch,
-                            "repeats": repeats, "warmup": warmup,
-                            "goal_ratio": GOAL_RATIO},
-               "rows": rows}
+    payload = {
+        "benchmark": NAME,
+        "quick": quick,
+        "machine": machine,
+        "settings": {
+            "side": side,
+            "batch_size": batch,
+            "repeats": repeats,
+            "warmup": warmup,
+            "goal_ratio": GOAL_RATIO,
+        },
+        "rows": rows,
+    }
     harness.write_results(NAME, payload, report(payload), output)
     return payload
 
@@ -94,33 +119,52 @@ def run(backends=harness.BACKENDS, quick=False, output=harness.RESULTS,
 def summary_table(payload):
     """The Markdown table of the step times and their ratio."""
     return harness.markdown_table(
-        ["backend", "image", "batch", "ATS step ms",
-         "pre-extracted step ms", "ratio ATS/pre-extracted",
-         "per-round ratios"],
-        [[r["backend"], f"{r['side']}x{r['side']}", r["batch_size"],
-          harness.format_stats(r["ats_ms"]),
-          harness.format_stats(r["pre_extracted_ms"]),
-          f"**{r['ratio']:.2f}**"
-          + ("" if r["ratio"] <= GOAL_RATIO else " (above goal)"),
-          harness.format_stats(r["round_ratios"], 2)]
-         for r in payload["rows"]])
+        [
+            "backend",
+            "image",
+            "batch",
+            "ATS step ms",
+            "pre-extracted step ms",
+            "ratio ATS/pre-extracted",
+            "per-round ratios",
+        ],
+        [
+            [
+                r["backend"],
+                f"{r['side']}x{r['side']}",
+                r["batch_size"],
+                harness.format_stats(r["ats_ms"]),
+                harness.format_stats(r["pre_extracted_ms"]),
+                f"**{r['ratio']:.2f}**"
+                + ("" if r["ratio"] <= GOAL_RATIO else " (above goal)"),
+                harness.format_stats(r["round_ratios"], 2),
+            ]
+            for r in payload["rows"]
+        ],
+    )
 
 
 def report(payload):
     """The Markdown report of a ``run`` payload."""
     settings = payload["settings"]
-    return "\n\n".join(filter(None, [
-        "## Overhead of sampling, extraction and expectation",
-        "**Quick smoke run: not reference figures.**"
-        if payload["quick"] else "",
-        "One training step of the ATS model against the same attention and "
-        "feature networks fed pre-extracted patches, timed in alternation in "
-        f"one process: median (min-max) of {settings['repeats']} steps each "
-        f"after {settings['warmup']} warm-up. Goal: ratio <= "
-        f"{settings['goal_ratio']:.2f}.",
-        summary_table(payload),
-        "Machine: " + harness.describe_machine_markdown(payload["machine"]),
-    ]))
+    return "\n\n".join(
+        filter(
+            None,
+            [
+                "## Overhead of sampling, extraction and expectation",
+                "**Quick smoke run: not reference figures.**"
+                if payload["quick"]
+                else "",
+                "One training step of the ATS model against the same attention and "
+                "feature networks fed pre-extracted patches, timed in alternation in "
+                f"one process: median (min-max) of {settings['repeats']} steps each "
+                f"after {settings['warmup']} warm-up. Goal: ratio <= "
+                f"{settings['goal_ratio']:.2f}.",
+                summary_table(payload),
+                "Machine: " + harness.describe_machine_markdown(payload["machine"]),
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ import extract_patches
 import harness
 import overhead
 
-BENCHMARKS = {"ats_vs_cnn": ats_vs_cnn, "overhead": overhead,
-              "extract_patches": extract_patches}
+BENCHMARKS = {
+    "ats_vs_cnn": ats_vs_cnn,
+    "overhead": overhead,
+    "extract_patches": extract_patches,
+}
 
 
 def summary(payloads, seconds, command):
@@ -41,8 +44,7 @@ def summary(payloads, seconds, command):
     quick = any(p["quick"] for p in payloads.values())
     machine = next(iter(payloads.values()))["machine"]
     parts = [
-        "# Benchmarks" + (" (quick smoke run: not reference figures)"
-                          if quick else ""),
+        "# Benchmarks" + (" (quick smoke run: not reference figures)" if quick else ""),
         f"Reproduce with `{command}` ({seconds / 60:.1f} min on the machine "
         "below). Medians (min-max) after warm-up; ratios measured in the same "
         "run. Method: benchmarks/README.md.",
@@ -50,18 +52,23 @@ def summary(payloads, seconds, command):
     ]
     if "ats_vs_cnn" in payloads:
         payload = payloads["ats_vs_cnn"]
-        parts += ["## Attention sampling vs the full-image CNN (one training "
-                  "step, per sample)",
-                  ats_vs_cnn.goal_line(payload),
-                  ats_vs_cnn.summary_table(payload),
-                  "![time and memory per sample](ats_vs_cnn.png)"]
+        parts += [
+            "## Attention sampling vs the full-image CNN (one training "
+            "step, per sample)",
+            ats_vs_cnn.goal_line(payload),
+            ats_vs_cnn.summary_table(payload),
+            "![time and memory per sample](ats_vs_cnn.png)",
+        ]
     if "overhead" in payloads:
-        parts += [f"## Overhead of the machinery (goal <= "
-                  f"{overhead.GOAL_RATIO:.2f})",
-                  overhead.summary_table(payloads["overhead"])]
+        parts += [
+            f"## Overhead of the machinery (goal <= {overhead.GOAL_RATIO:.2f})",
+            overhead.summary_table(payloads["overhead"]),
+        ]
     if "extract_patches" in payloads:
-        parts += ["## Patch extraction against a numpy slice copy",
-                  extract_patches.summary_table(payloads["extract_patches"])]
+        parts += [
+            "## Patch extraction against a numpy slice copy",
+            extract_patches.summary_table(payloads["extract_patches"]),
+        ]
     return "\n\n".join(parts)
 
 
@@ -71,57 +78,75 @@ def failed_configurations(payloads):
     Args:
         payloads: dict benchmark name -> the payload its ``run`` returned.
     """
-    return [f"{row['backend']} {row['model']} {row['side']}"
-            for payload in payloads.values() for row in payload["rows"]
-            if row.get("failed")]
+    return [
+        f"{row['backend']} {row['model']} {row['side']}"
+        for payload in payloads.values()
+        for row in payload["rows"]
+        if row.get("failed")
+    ]
 
 
 def main():
     parser = harness.argument_parser(__doc__)
     parser.add_argument(
-        "--only", default=",".join(BENCHMARKS),
-        help="comma-separated benchmarks to run (default: %(default)s)")
+        "--only",
+        default=",".join(BENCHMARKS),
+        help="comma-separated benchmarks to run (default: %(default)s)",
+    )
     parser.add_argument(
-        "--sides", default=None,
+        "--sides",
+        default=None,
         help="comma-separated image sides of ats_vs_cnn (default: "
-             f"{','.join(map(str, ats_vs_cnn.SIDES))}, --quick: "
-             f"{','.join(map(str, ats_vs_cnn.QUICK_SIDES))})")
+        f"{','.join(map(str, ats_vs_cnn.SIDES))}, --quick: "
+        f"{','.join(map(str, ats_vs_cnn.QUICK_SIDES))})",
+    )
     parser.add_argument(
-        "--memory-budget-gib", type=float,
+        "--memory-budget-gib",
+        type=float,
         default=ats_vs_cnn.MEMORY_BUDGET_GIB,
-        help="largest predicted memory of a CNN run (default: %(default)s)")
+        help="largest predicted memory of a CNN run (default: %(default)s)",
+    )
     args = parser.parse_args()
     common = harness.run_arguments(args)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     if not names or set(names) - set(BENCHMARKS):
         parser.error(f"--only must name some of {list(BENCHMARKS)}")
-    extra = {"ats_vs_cnn": {
-        "memory_budget_gib": args.memory_budget_gib,
-        "sides": [int(s) for s in args.sides.split(",")] if args.sides
-        else None}}
+    extra = {
+        "ats_vs_cnn": {
+            "memory_budget_gib": args.memory_budget_gib,
+            "sides": [int(s) for s in args.sides.split(",")] if args.sides else None,
+        }
+    }
 
     start = time.perf_counter()
     payloads = {}
     for name in names:
         print(f"{name}:", flush=True)
         payloads[name] = BENCHMARKS[name].run(
-            **common, **extra.get(name, {}),
-            log=lambda line: print(line, flush=True))
+            **common, **extra.get(name, {}), log=lambda line: print(line, flush=True)
+        )
     seconds = time.perf_counter() - start
 
     command = shlex.join(["python", "benchmarks/run.py", *sys.argv[1:]])
     text = summary(payloads, seconds, command)
-    harness.write_results("summary", {
-        "quick": args.quick, "seconds": seconds, "command": command,
-        "benchmarks": names, "backends": list(common["backends"]),
-        "machine_at_end": harness.machine_description()}, text,
-        common["output"])
+    harness.write_results(
+        "summary",
+        {
+            "quick": args.quick,
+            "seconds": seconds,
+            "command": command,
+            "benchmarks": names,
+            "backends": list(common["backends"]),
+            "machine_at_end": harness.machine_description(),
+        },
+        text,
+        common["output"],
+    )
     print("\n" + text)
     print(f"\nResults in {common['output']} ({seconds:.0f} s)")
     failed = failed_configurations(payloads)
     if failed:
-        sys.exit(f"{len(failed)} configuration(s) failed: "
-                 + ", ".join(failed))
+        sys.exit(f"{len(failed)} configuration(s) failed: " + ", ".join(failed))
 
 
 if __name__ == "__main__":

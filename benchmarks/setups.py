@@ -18,9 +18,8 @@ Every model is compiled in the backend's compiled mode
 does not depend on the pixels' values.
 """
 
-import numpy as np
-
 import harness
+import numpy as np
 
 MODELS = ("ats", "cnn", "pre-extracted")
 
@@ -36,8 +35,9 @@ def paper_preset(side):
     from ats.datasets.megapixel_mnist import MegapixelMNISTConfig
     from ats.training.megapixel_mnist import PRESETS, train_config
 
-    data = MegapixelMNISTConfig(**{**PRESETS["paper"]["data"],
-                                   "width": side, "height": side})
+    data = MegapixelMNISTConfig(
+        **{**PRESETS["paper"]["data"], "width": side, "height": side}
+    )
     return train_config("paper", "ats"), data
 
 
@@ -77,10 +77,12 @@ def _pre_extracted_model(config, data):
     x_low = keras.Input(data.low_shape)
     patches = keras.Input((config.n_patches, *patch_shape))
     attention = attention_network(config.attention_filters)(x_low)
-    attention = ActivityRegularizer(
-        MultinomialEntropy(config.regularizer_strength))(attention)
+    attention = ActivityRegularizer(MultinomialEntropy(config.regularizer_strength))(
+        attention
+    )
     features = feature_network(config.patch_size, config.filters, channels)(
-        TotalReshape((-1, *patch_shape))(patches))
+        TotalReshape((-1, *patch_shape))(patches)
+    )
     features = TotalReshape((-1, config.n_patches, config.filters))(features)
     features = _mean_over_patches_layer()([features, attention])
     y = keras.layers.Dense(10, activation="softmax")(features)
@@ -101,26 +103,33 @@ def build(model, side):
     config, data = paper_preset(side)
     if model == "ats":
         network = ats_model(
-            data.low_shape, data.high_shape, n_patches=config.n_patches,
+            data.low_shape,
+            data.high_shape,
+            n_patches=config.n_patches,
             patch_size=config.patch_size,
             regularizer_strength=config.regularizer_strength,
-            replace=config.replace, filters=config.filters,
-            attention_filters=config.attention_filters, seed=config.seed)
+            replace=config.replace,
+            filters=config.filters,
+            attention_filters=config.attention_filters,
+            seed=config.seed,
+        )
         shapes = [data.low_shape, data.high_shape]
     elif model == "cnn":
         network = full_image_cnn(data.high_shape, filters=config.filters)
         shapes = [data.high_shape]
     elif model == "pre-extracted":
         network = _pre_extracted_model(config, data)
-        shapes = [data.low_shape, (config.n_patches, *config.patch_size,
-                                   data.high_shape[-1])]
+        shapes = [
+            data.low_shape,
+            (config.n_patches, *config.patch_size, data.high_shape[-1]),
+        ]
     else:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     network.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate,
-                                        clipnorm=config.clipnorm),
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
         loss="sparse_categorical_crossentropy",
-        jit_compile=harness.jit_compile())
+        jit_compile=harness.jit_compile(),
+    )
     return network, shapes
 
 
@@ -133,11 +142,13 @@ def random_batch(shapes, batch_size, seed=0):
     from keras import ops
 
     rng = np.random.default_rng(seed)
-    inputs = [ops.convert_to_tensor(
-        rng.random((batch_size, *shape), dtype=np.float32))
-        for shape in shapes]
+    inputs = [
+        ops.convert_to_tensor(rng.random((batch_size, *shape), dtype=np.float32))
+        for shape in shapes
+    ]
     labels = ops.convert_to_tensor(
-        rng.integers(0, 10, size=(batch_size,)).astype("int32"))
+        rng.integers(0, 10, size=(batch_size,)).astype("int32")
+    )
     return (inputs[0] if len(inputs) == 1 else inputs), labels
 
 

@@ -18,8 +18,9 @@ def gradients(fn, *args):
     if backend == "jax":
         import jax
 
-        value, grads = jax.jit(jax.value_and_grad(
-            lambda *a: fn(*a), argnums=tuple(range(len(args)))))(*args)
+        value, grads = jax.jit(
+            jax.value_and_grad(lambda *a: fn(*a), argnums=tuple(range(len(args))))
+        )(*args)
         return np.asarray(value), [np.asarray(g) for g in grads]
     if backend == "torch":
         import torch
@@ -27,11 +28,15 @@ def gradients(fn, *args):
         tensors = [torch.tensor(a, requires_grad=True) for a in args]
         value = fn(*tensors)
         # A value that does not depend on the inputs has no graph at all.
-        grads = torch.autograd.grad(value, tensors, allow_unused=True) \
-            if value.requires_grad else [None] * len(tensors)
+        grads = (
+            torch.autograd.grad(value, tensors, allow_unused=True)
+            if value.requires_grad
+            else [None] * len(tensors)
+        )
         return value.detach().cpu().numpy(), [
             np.zeros_like(a) if g is None else g.detach().cpu().numpy()
-            for a, g in zip(args, grads)]
+            for a, g in zip(args, grads)
+        ]
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -41,5 +46,6 @@ def gradients(fn, *args):
         grads = tape.gradient(value, tensors)
         return value.numpy(), [
             np.zeros_like(a) if g is None else tf.convert_to_tensor(g).numpy()
-            for a, g in zip(args, grads)]
+            for a, g in zip(args, grads)
+        ]
     raise NotImplementedError(f"no autodiff helper for backend {backend!r}")

@@ -15,8 +15,15 @@ import importlib
 import os
 import sys
 
-__all__ = ["GROUPS", "build_parser", "main", "add_group", "patch_size",
-           "add_distribution_arguments", "distribution_setup"]
+__all__ = [
+    "GROUPS",
+    "build_parser",
+    "main",
+    "add_group",
+    "patch_size",
+    "add_distribution_arguments",
+    "distribution_setup",
+]
 
 GROUPS = ("mnist", "gigapixel")
 """The modules of ``ats.cli`` that register a group of commands."""
@@ -25,8 +32,15 @@ BACKENDS = ("jax", "torch", "tensorflow")
 
 # The strategies of `ats.distribute.configure` on every backend, listed here
 # so that parsing does not import Keras (tests/test_cli.py checks them).
-STRATEGIES = ("auto", "none", "data_parallel", "model_parallel", "mirrored",
-              "multi_worker_mirrored", "ddp")
+STRATEGIES = (
+    "auto",
+    "none",
+    "data_parallel",
+    "model_parallel",
+    "mirrored",
+    "multi_worker_mirrored",
+    "ddp",
+)
 
 
 def build_parser():
@@ -34,11 +48,14 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="ats",
         description="Attention sampling (Katharopoulos & Fleuret, ICML "
-                    "2019) on Keras 3: make data sets, train, evaluate and "
-                    "draw models.")
+        "2019) on Keras 3: make data sets, train, evaluate and "
+        "draw models.",
+    )
     parser.add_argument(
-        "--backend", choices=BACKENDS,
-        help="the Keras backend (default: $KERAS_BACKEND, else jax)")
+        "--backend",
+        choices=BACKENDS,
+        help="the Keras backend (default: $KERAS_BACKEND, else jax)",
+    )
     parser.set_defaults(handler=_help(parser))
     groups = parser.add_subparsers(title="groups", metavar="GROUP")
     for name in GROUPS:
@@ -48,9 +65,11 @@ def build_parser():
 
 def _help(parser):
     """A handler that prints ``parser``'s help (for a missing command)."""
+
     def show(args):
         parser.print_help()
         return 2
+
     return show
 
 
@@ -80,7 +99,8 @@ def patch_size(text):
         height, width = (int(s) for s in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected HEIGHTxWIDTH such as 50x50, got {text!r}") from None
+            f"expected HEIGHTxWIDTH such as 50x50, got {text!r}"
+        ) from None
     return (height, width)
 
 
@@ -96,28 +116,47 @@ def add_distribution_arguments(parser):
         "devices and processes",
         "Train on several devices or hosts with the backend's own engine "
         "(docs/distributed.md). --batch-size is then the global batch. "
-        "PyTorch: start the command with `torchrun --nproc_per_node=N`.")
+        "PyTorch: start the command with `torchrun --nproc_per_node=N`.",
+    )
     group.add_argument(
-        "--distribute", choices=STRATEGIES, default="auto",
+        "--distribute",
+        choices=STRATEGIES,
+        default="auto",
         help="JAX: data_parallel, model_parallel; TensorFlow: mirrored, "
-             "multi_worker_mirrored (TF_CONFIG); PyTorch: ddp (under "
-             "torchrun). auto (default): data parallel when there is more "
-             "than one device or process, else none")
-    group.add_argument("--devices", type=int, metavar="N",
-                       help="use the first N devices (JAX, TensorFlow; "
-                            "default: all)")
-    group.add_argument("--model-parallel", type=int, default=1, metavar="N",
-                       help="JAX model_parallel: devices per model replica "
-                            "(default: 1)")
-    group.add_argument("--coordinator", metavar="HOST:PORT",
-                       help="JAX multi-host: the address of process 0")
-    group.add_argument("--num-processes", type=int,
-                       help="JAX multi-host: the number of processes")
-    group.add_argument("--process-id", type=int,
-                       help="JAX multi-host: the index of this process")
-    group.add_argument("--simulate-cpu-devices", type=int, metavar="N",
-                       help="split the CPU into N devices to try a "
-                            "multi-device run (JAX, TensorFlow)")
+        "multi_worker_mirrored (TF_CONFIG); PyTorch: ddp (under "
+        "torchrun). auto (default): data parallel when there is more "
+        "than one device or process, else none",
+    )
+    group.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="use the first N devices (JAX, TensorFlow; default: all)",
+    )
+    group.add_argument(
+        "--model-parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="JAX model_parallel: devices per model replica (default: 1)",
+    )
+    group.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="JAX multi-host: the address of process 0",
+    )
+    group.add_argument(
+        "--num-processes", type=int, help="JAX multi-host: the number of processes"
+    )
+    group.add_argument(
+        "--process-id", type=int, help="JAX multi-host: the index of this process"
+    )
+    group.add_argument(
+        "--simulate-cpu-devices",
+        type=int,
+        metavar="N",
+        help="split the CPU into N devices to try a multi-device run (JAX, TensorFlow)",
+    )
 
 
 def distribution_setup(args):
@@ -138,10 +177,13 @@ def distribution_setup(args):
     if args.simulate_cpu_devices is not None:
         distribute.simulate_cpu_devices(args.simulate_cpu_devices)
     return distribute.configure(
-        args.distribute, devices=args.devices,
+        args.distribute,
+        devices=args.devices,
         model_parallel=args.model_parallel,
         coordinator_address=args.coordinator,
-        num_processes=args.num_processes, process_id=args.process_id)
+        num_processes=args.num_processes,
+        process_id=args.process_id,
+    )
 
 
 def main(argv=None):
@@ -156,11 +198,11 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("KERAS_BACKEND", "jax")
     keras = sys.modules.get("keras")
-    if keras is not None and \
-            keras.backend.backend() != os.environ["KERAS_BACKEND"]:
+    if keras is not None and keras.backend.backend() != os.environ["KERAS_BACKEND"]:
         parser.error(
             f"--backend {os.environ['KERAS_BACKEND']}: Keras was already "
-            f"imported with the {keras.backend.backend()} backend")
+            f"imported with the {keras.backend.backend()} backend"
+        )
     try:
         return args.handler(args) or 0
     except (FileExistsError, FileNotFoundError, ValueError) as error:

@@ -11,5 +11,11 @@ from .expectation import Expectation, expected
 from .sample_patches import SamplePatches
 from .sampling import sample
 
-__all__ = ["attention_sampling", "AttentionSampling", "SamplePatches",
-           "Expectation", "sample", "expected"]
+__all__ = [
+    "attention_sampling",
+    "AttentionSampling",
+    "SamplePatches",
+    "Expectation",
+    "sample",
+    "expected",
+]

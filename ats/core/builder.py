@@ -4,13 +4,19 @@ import keras
 
 from ..utils.layers import ActivityRegularizer, TotalReshape
 from .expectation import Expectation
-from .sample_patches import (SamplePatches, validate_patch_size,
-                             validate_receptive_field)
+from .sample_patches import SamplePatches, validate_patch_size, validate_receptive_field
 
 
-def attention_sampling(attention, feature, patch_size=None, n_patches=10,
-                       replace=False, attention_regularizer=None,
-                       receptive_field=0, seed=None):
+def attention_sampling(
+    attention,
+    feature,
+    patch_size=None,
+    n_patches=10,
+    replace=False,
+    attention_regularizer=None,
+    receptive_field=0,
+    seed=None,
+):
     """Combine an attention and a feature network with attention sampling.
 
     The attention network runs on the low-resolution view; ``n_patches``
@@ -47,9 +53,16 @@ def attention_sampling(attention, feature, patch_size=None, n_patches=10,
         ...     n_patches=10)([x_low, x_high])
         >>> y = keras.layers.Dense(10, activation="softmax")(features)
     """
-    return AttentionSampling(attention, feature, patch_size, n_patches,
-                             replace, attention_regularizer, receptive_field,
-                             seed)
+    return AttentionSampling(
+        attention,
+        feature,
+        patch_size,
+        n_patches,
+        replace,
+        attention_regularizer,
+        receptive_field,
+        seed,
+    )
 
 
 class AttentionSampling(keras.layers.Layer):
@@ -62,15 +75,25 @@ class AttentionSampling(keras.layers.Layer):
     attribute tracks its weights and its sampling state.
     """
 
-    def __init__(self, attention, feature, patch_size=None, n_patches=10,
-                 replace=False, attention_regularizer=None, receptive_field=0,
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        attention,
+        feature,
+        patch_size=None,
+        n_patches=10,
+        replace=False,
+        attention_regularizer=None,
+        receptive_field=0,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         for name, value in (("attention", attention), ("feature", feature)):
             if not callable(value):
                 raise TypeError(
                     f"attention_sampling: `{name}` must be a Keras layer, "
-                    f"model or callable, got {type(value).__name__}")
+                    f"model or callable, got {type(value).__name__}"
+                )
         if patch_size is None:
             patch_size = _infer_patch_size(feature)
         validate_receptive_field(receptive_field)
@@ -78,10 +101,14 @@ class AttentionSampling(keras.layers.Layer):
         self.feature = feature
         self.patch_size = validate_patch_size(patch_size)
         self.n_patches = n_patches
-        self.regularizer = None if attention_regularizer is None else \
-            ActivityRegularizer(attention_regularizer)
+        self.regularizer = (
+            None
+            if attention_regularizer is None
+            else ActivityRegularizer(attention_regularizer)
+        )
         self.sample_patches = SamplePatches(
-            n_patches, self.patch_size, receptive_field, replace, seed=seed)
+            n_patches, self.patch_size, receptive_field, replace, seed=seed
+        )
         self.expectation = Expectation(replace)
         # Nothing of its own to build: its parts build on their first call.
         self.built = True
@@ -90,13 +117,13 @@ class AttentionSampling(keras.layers.Layer):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError(
                 "attention_sampling(...) must be called on [x_low, x_high], "
-                f"got {type(inputs).__name__}")
+                f"got {type(inputs).__name__}"
+            )
         x_low, x_high = inputs
         attention_map = self.attention(x_low)
         if self.regularizer is not None:
             attention_map = self.regularizer(attention_map)
-        patches, sampled_attention = self.sample_patches(
-            [x_low, x_high, attention_map])
+        patches, sampled_attention = self.sample_patches([x_low, x_high, attention_map])
 
         patch_shape = tuple(patches.shape[2:])
         flat_patches = TotalReshape((-1, *patch_shape))(patches)
@@ -105,9 +132,11 @@ class AttentionSampling(keras.layers.Layer):
         if None in feature_shape:
             raise ValueError(
                 "attention_sampling: the feature network must return features "
-                f"of a known shape, got {feature_shape}")
-        patch_features = TotalReshape(
-            (-1, self.n_patches, *feature_shape))(patch_features)
+                f"of a known shape, got {feature_shape}"
+            )
+        patch_features = TotalReshape((-1, self.n_patches, *feature_shape))(
+            patch_features
+        )
         features = self.expectation([patch_features, sampled_attention])
         return [features, attention_map, patches]
 
@@ -128,13 +157,16 @@ def _infer_patch_size(feature):
             "attention_sampling: `patch_size=None` needs `feature` to be a "
             "Keras model with a single input of known shape (e.g. built from "
             f"keras.Input), got {type(feature).__name__}; pass `patch_size` "
-            "explicitly")
+            "explicitly"
+        )
     shape = tuple(inputs[0].shape[1:])
-    spatial = shape[:-1] if keras.config.image_data_format() == \
-        "channels_last" else shape[1:]
+    spatial = (
+        shape[:-1] if keras.config.image_data_format() == "channels_last" else shape[1:]
+    )
     if not spatial or None in spatial:
         raise ValueError(
             "attention_sampling: cannot infer `patch_size` from the feature "
             f"network's input shape {shape}: its spatial dimensions must be "
-            "known; pass `patch_size` explicitly")
+            "known; pass `patch_size` explicitly"
+        )
     return spatial

@@ -55,8 +55,7 @@ def expected(attention, features, replace=False, weights=None):
         exact_part = seen + remaining_f * f
         # Score of the last draw only: d log a_q - d log(1 - S).
         score = _relative_change(a) - _relative_change(remaining)
-        terms = exact_part + ops.stop_gradient(remaining_f * f) * \
-            _expand_to(score, f)
+        terms = exact_part + ops.stop_gradient(remaining_f * f) * _expand_to(score, f)
     weights = _expand_to(ops.broadcast_to(weights, ops.shape(a)), f)
     return ops.cast(ops.sum(weights * terms, axis=1), dtype)
 
@@ -106,8 +105,7 @@ class Expectation(keras.layers.Layer):
     def __init__(self, replace=False, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(replace, bool):
-            raise TypeError(f"Expectation: `replace` must be a bool, got "
-                            f"{replace!r}")
+            raise TypeError(f"Expectation: `replace` must be a bool, got {replace!r}")
         self.replace = replace
         # Computed in float32 whatever the policy; see `expected`.
         self.autocast = False
@@ -117,17 +115,20 @@ class Expectation(keras.layers.Layer):
         if len(attention_shape) != 2:
             raise ValueError(
                 "Expectation: `sampled_attention` must have shape (B, N), got "
-                f"{tuple(attention_shape)}")
+                f"{tuple(attention_shape)}"
+            )
         if len(features_shape) < 2:
             raise ValueError(
                 "Expectation: `patch_features` must have shape (B, N, ...), "
-                f"got {tuple(features_shape)}")
+                f"got {tuple(features_shape)}"
+            )
         n_features, n_attention = features_shape[1], attention_shape[1]
         if None not in (n_features, n_attention) and n_features != n_attention:
             raise ValueError(
                 "Expectation: `patch_features` and `sampled_attention` must "
                 f"hold the same number of samples N, got {n_features} and "
-                f"{n_attention}")
+                f"{n_attention}"
+            )
         self.built = True
 
     def call(self, inputs):
@@ -141,17 +142,21 @@ class Expectation(keras.layers.Layer):
     def compute_output_spec(self, inputs):
         features, _ = inputs
         return keras.KerasTensor(
-            self.compute_output_shape([features.shape, None]),
-            dtype=features.dtype)
+            self.compute_output_shape([features.shape, None]), dtype=features.dtype
+        )
 
     def get_config(self):
         return {**super().get_config(), "replace": self.replace}
 
 
 def _two_shapes(input_shape):
-    if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 \
-            or not isinstance(input_shape[0], (list, tuple, type(None))):
+    if (
+        not isinstance(input_shape, (list, tuple))
+        or len(input_shape) != 2
+        or not isinstance(input_shape[0], (list, tuple, type(None)))
+    ):
         raise ValueError(
             "Expectation expects two inputs [patch_features, "
-            f"sampled_attention], got input shape {input_shape!r}")
+            f"sampled_attention], got input shape {input_shape!r}"
+        )
     return input_shape

@@ -19,30 +19,34 @@ def validate_patch_size(patch_size, ndim=None):
     except TypeError:
         raise TypeError(
             "`patch_size` must be a tuple of positive ints (one per spatial "
-            f"dimension), got {patch_size!r}") from None
-    if not size or not all(isinstance(s, int) and not isinstance(s, bool)
-                           and s > 0 for s in size):
+            f"dimension), got {patch_size!r}"
+        ) from None
+    if not size or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size
+    ):
         raise ValueError(
             "`patch_size` must be a tuple of positive ints (one per spatial "
-            f"dimension), got {patch_size!r}")
+            f"dimension), got {patch_size!r}"
+        )
     if ndim is not None and len(size) != ndim:
         raise ValueError(
             f"`patch_size` must have one entry per spatial dimension of the "
-            f"input ({ndim}), got {patch_size!r} with {len(size)}")
+            f"input ({ndim}), got {patch_size!r} with {len(size)}"
+        )
     return size
 
 
 def validate_receptive_field(receptive_field):
     """Return ``receptive_field`` as a non-negative int or raise."""
-    if isinstance(receptive_field, bool) or not isinstance(receptive_field,
-                                                           int):
+    if isinstance(receptive_field, bool) or not isinstance(receptive_field, int):
         raise TypeError(
             "`receptive_field` must be a non-negative int, got "
-            f"{receptive_field!r} of type {type(receptive_field).__name__}")
+            f"{receptive_field!r} of type {type(receptive_field).__name__}"
+        )
     if receptive_field < 0:
         raise ValueError(
-            "`receptive_field` must be a non-negative int, got "
-            f"{receptive_field}")
+            f"`receptive_field` must be a non-negative int, got {receptive_field}"
+        )
     return receptive_field
 
 
@@ -88,9 +92,17 @@ class SamplePatches(keras.layers.Layer):
         ...     [x_low, x_high, attention])
     """
 
-    def __init__(self, n_patches, patch_size, receptive_field=0,
-                 replace=False, use_logits=False, deterministic=False,
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        n_patches,
+        patch_size,
+        receptive_field=0,
+        replace=False,
+        use_logits=False,
+        deterministic=False,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         _validate_n_samples(n_patches)
         self.n_patches = n_patches
@@ -114,29 +126,34 @@ class SamplePatches(keras.layers.Layer):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError(
                 "SamplePatches expects three inputs [x_low, x_high, "
-                f"attention], got input shape {input_shape!r}")
+                f"attention], got input shape {input_shape!r}"
+            )
         shape_low, shape_high, shape_att = (tuple(s) for s in input_shape)
         if not 3 <= len(shape_low) <= 5:
             raise ValueError(
                 "SamplePatches: `x_low` must have shape (B, *spatial, C) with "
-                f"1 to 3 spatial dimensions, got {shape_low}")
+                f"1 to 3 spatial dimensions, got {shape_low}"
+            )
         ndim = len(shape_low) - 2
         if len(shape_high) != len(shape_low):
             raise ValueError(
                 "SamplePatches: `x_high` must have the same rank as `x_low` "
                 f"({len(shape_low)}, shape {shape_low}), got shape "
-                f"{shape_high}")
+                f"{shape_high}"
+            )
         if len(shape_att) == len(shape_low):
             raise ValueError(
                 "SamplePatches: `attention` must have shape (B, *spatial) "
                 f"without a channel axis, got {shape_att} for x_low "
                 f"{shape_low}; squeeze the channel axis, e.g. with "
-                "SampleSoftmax(squeeze_channels=True)")
+                "SampleSoftmax(squeeze_channels=True)"
+            )
         if len(shape_att) != ndim + 1:
             raise ValueError(
                 f"SamplePatches: `attention` must have shape (B, *spatial) "
                 f"with the {ndim} spatial dimensions of `x_low` {shape_low}, "
-                f"got {shape_att}")
+                f"got {shape_att}"
+            )
         validate_patch_size(self.patch_size, ndim)
         low, sample_space = self._spatial(shape_low), shape_att[1:]
         for axis, (l, s) in enumerate(zip(low, sample_space)):
@@ -144,11 +161,13 @@ class SamplePatches(keras.layers.Layer):
                 raise ValueError(
                     f"SamplePatches: `receptive_field` ({self.receptive_field})"
                     f" must be smaller than `x_low`'s spatial size ({l} on "
-                    f"axis {axis})")
+                    f"axis {axis})"
+                )
             if l is not None and s is not None and s > l:
                 raise ValueError(
                     "SamplePatches: the spatial dimensions of `attention` "
-                    f"{sample_space} must not exceed those of `x_low` {low}")
+                    f"{sample_space} must not exceed those of `x_low` {low}"
+                )
         if not self.replace and None not in sample_space:
             n_positions = 1
             for s in sample_space:
@@ -159,21 +178,32 @@ class SamplePatches(keras.layers.Layer):
                     f"({self.n_patches}) must be at most the number of "
                     f"attention positions ({n_positions} for an attention "
                     f"map of shape {sample_space}); use replace=True or "
-                    "fewer patches")
+                    "fewer patches"
+                )
         self.built = True
 
     def call(self, inputs):
         x_low, x_high, attention = inputs
         sample_space = tuple(attention.shape[1:])
         positions, sampled_attention = sample(
-            self.n_patches, attention, replace=self.replace,
-            use_logits=self.use_logits, seed=self.seed_generator,
-            deterministic=self.deterministic)
+            self.n_patches,
+            attention,
+            replace=self.replace,
+            use_logits=self.use_logits,
+            seed=self.seed_generator,
+            deterministic=self.deterministic,
+        )
         source = self._source(x_low, x_high)
         low = ops.cast(source.spatial_shape(0), "float32")
         patches, _ = source.patches(
-            positions, self.receptive_field / 2, sample_space,
-            low - self.receptive_field, self.patch_size, 0, 1)
+            positions,
+            self.receptive_field / 2,
+            sample_space,
+            low - self.receptive_field,
+            self.patch_size,
+            0,
+            1,
+        )
         return [patches, sampled_attention]
 
     def _source(self, x_low, x_high):
@@ -193,9 +223,12 @@ class SamplePatches(keras.layers.Layer):
     def compute_output_spec(self, inputs):
         x_low, x_high, attention = inputs
         patches_shape, sampled_shape = self.compute_output_shape(
-            [x_low.shape, x_high.shape, attention.shape])
-        return [keras.KerasTensor(patches_shape, dtype=x_high.dtype),
-                keras.KerasTensor(sampled_shape, dtype="float32")]
+            [x_low.shape, x_high.shape, attention.shape]
+        )
+        return [
+            keras.KerasTensor(patches_shape, dtype=x_high.dtype),
+            keras.KerasTensor(sampled_shape, dtype="float32"),
+        ]
 
     def get_config(self):
         return {

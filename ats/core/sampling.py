@@ -6,8 +6,14 @@ from keras import ops
 from ..distribute import replica_seed
 
 
-def sample(n_samples, attention, replace=False, use_logits=False, seed=None,
-           deterministic=False):
+def sample(
+    n_samples,
+    attention,
+    replace=False,
+    use_logits=False,
+    seed=None,
+    deterministic=False,
+):
     """Sample ``n_samples`` positions per data point from ``attention``.
 
     Sampling is an exponential race, the Gumbel-max trick without its
@@ -47,13 +53,15 @@ def sample(n_samples, attention, replace=False, use_logits=False, seed=None,
     if not spatial:
         raise ValueError(
             "sample: `attention` must have shape (B, *positions) with at "
-            f"least one position axis, got shape {tuple(attention.shape)}")
+            f"least one position axis, got shape {tuple(attention.shape)}"
+        )
     flat = ops.reshape(attention, (ops.shape(attention)[0], -1))
     n_positions = flat.shape[1]
     if not replace and n_positions is not None and n_samples > n_positions:
         raise ValueError(
             f"sample: without replacement `n_samples` must be at most the "
-            f"number of positions ({n_positions}), got {n_samples}")
+            f"number of positions ({n_positions}), got {n_samples}"
+        )
 
     if use_logits:
         probabilities = ops.softmax(flat, axis=-1)
@@ -64,14 +72,14 @@ def sample(n_samples, attention, replace=False, use_logits=False, seed=None,
     if deterministic:
         indices = ops.top_k(keys, n_samples, sorted=True)[1]
     elif replace:
-        noise = _exponential(
-            (ops.shape(flat)[0], n_samples, ops.shape(flat)[1]), seed)
-        indices = ops.argmax(_race_keys(keys[:, None, :], noise, use_logits),
-                             axis=-1)
+        noise = _exponential((ops.shape(flat)[0], n_samples, ops.shape(flat)[1]), seed)
+        indices = ops.argmax(_race_keys(keys[:, None, :], noise, use_logits), axis=-1)
     else:
         indices = ops.top_k(
             _race_keys(keys, _exponential(ops.shape(flat), seed), use_logits),
-            n_samples, sorted=True)[1]
+            n_samples,
+            sorted=True,
+        )[1]
     indices = ops.cast(indices, "int32")
 
     sampled_attention = ops.take_along_axis(probabilities, indices, axis=1)
@@ -128,14 +136,14 @@ def _uniform(shape, minval, seed):
     ``_tensorflow_algorithm``.
     """
     if keras.backend.backend() == "tensorflow" and isinstance(
-            seed, keras.random.SeedGenerator):
+        seed, keras.random.SeedGenerator
+    ):
         import tensorflow as tf
 
-        state = tf.cast(tf.math.floormod(seed.next(), tf.int32.max - 1),
-                        "int32")
+        state = tf.cast(tf.math.floormod(seed.next(), tf.int32.max - 1), "int32")
         return tf.random.stateless_uniform(
-            shape, seed=state, minval=minval, maxval=1.0,
-            alg=_tensorflow_algorithm())
+            shape, seed=state, minval=minval, maxval=1.0, alg=_tensorflow_algorithm()
+        )
     return keras.random.uniform(shape, minval=minval, maxval=1.0, seed=seed)
 
 
@@ -151,19 +159,19 @@ def _tensorflow_algorithm():
     """
     try:
         from tensorflow.python.framework.ops import get_default_graph
-        from tensorflow.python.ops.control_flow_util import \
-            GraphOrParentsInXlaContext
+        from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
     except ImportError:
         return "philox"
-    return "threefry" if GraphOrParentsInXlaContext(get_default_graph()) \
-        else "philox"
+    return "threefry" if GraphOrParentsInXlaContext(get_default_graph()) else "philox"
 
 
 def _validate_n_samples(n_samples):
     if isinstance(n_samples, bool) or not isinstance(n_samples, int):
         raise TypeError(
             "`n_patches` (n_samples) must be a positive int, got "
-            f"{n_samples!r} of type {type(n_samples).__name__}")
+            f"{n_samples!r} of type {type(n_samples).__name__}"
+        )
     if n_samples <= 0:
         raise ValueError(
-            f"`n_patches` (n_samples) must be a positive int, got {n_samples}")
+            f"`n_patches` (n_samples) must be a positive int, got {n_samples}"
+        )

@@ -12,10 +12,17 @@ on them.
 from .base import MultiResolutionBatch
 from .from_tensors import FromTensors
 from .slide import SlideSource
-from .sources import (ArraySource, PatchReadError, PatchSource, SourceError,
-                      get_source)
+from .sources import ArraySource, PatchReadError, PatchSource, SourceError, get_source
 from .tiff import TiffSource
 
-__all__ = ["MultiResolutionBatch", "FromTensors", "PatchSource",
-           "ArraySource", "TiffSource", "SlideSource", "PatchReadError",
-           "SourceError", "get_source"]
+__all__ = [
+    "MultiResolutionBatch",
+    "FromTensors",
+    "PatchSource",
+    "ArraySource",
+    "TiffSource",
+    "SlideSource",
+    "PatchReadError",
+    "SourceError",
+    "get_source",
+]

@@ -17,8 +17,16 @@ class MultiResolutionBatch:
         """The whole batch at ``level``: ``(B, *spatial, C)``."""
         raise NotImplementedError
 
-    def patches(self, samples, offsets, sample_space, previous_patch_size,
-                patch_size, fromlevel, tolevel):
+    def patches(
+        self,
+        samples,
+        offsets,
+        sample_space,
+        previous_patch_size,
+        patch_size,
+        fromlevel,
+        tolevel,
+    ):
         """Patches of ``tolevel`` centred on positions sampled at ``fromlevel``.
 
         The sample space (an attention map of shape ``sample_space``) covers

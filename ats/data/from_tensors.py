@@ -37,20 +37,33 @@ class FromTensors(MultiResolutionBatch):
     def spatial_shape(self, level):
         """The spatial shape of ``level``, static where it is known."""
         x = self._xs[level]
-        static = x.shape[1:-1] if self._data_format == "channels_last" \
-            else x.shape[2:]
+        static = x.shape[1:-1] if self._data_format == "channels_last" else x.shape[2:]
         if None not in static:
             return tuple(static)
         dynamic = ops.shape(x)
-        return dynamic[1:-1] if self._data_format == "channels_last" \
-            else dynamic[2:]
+        return dynamic[1:-1] if self._data_format == "channels_last" else dynamic[2:]
 
-    def patches(self, samples, offsets, sample_space, previous_patch_size,
-                patch_size, fromlevel, tolevel):
+    def patches(
+        self,
+        samples,
+        offsets,
+        sample_space,
+        previous_patch_size,
+        patch_size,
+        fromlevel,
+        tolevel,
+    ):
         shape_from = ops.cast(self.spatial_shape(fromlevel), "float32")
         shape_to = ops.cast(self.spatial_shape(tolevel), "float32")
-        corners = patch_offsets(samples, sample_space, previous_patch_size,
-                                patch_size, shape_to / shape_from, offsets)
-        patches = extract_patches(self._xs[tolevel], corners, patch_size,
-                                  data_format=self._data_format)
+        corners = patch_offsets(
+            samples,
+            sample_space,
+            previous_patch_size,
+            patch_size,
+            shape_to / shape_from,
+            offsets,
+        )
+        patches = extract_patches(
+            self._xs[tolevel], corners, patch_size, data_format=self._data_format
+        )
         return patches, corners

@@ -29,7 +29,8 @@ def _open_slide(path, library):
         except ImportError as error:
             raise ImportError(
                 f"reading {path} with library='tiffslide' needs tiffslide: "
-                "pip install 'attention-sampling[gigapixel]'") from error
+                "pip install 'attention-sampling[gigapixel]'"
+            ) from error
         return tiffslide.TiffSlide(path)
     try:
         import openslide
@@ -37,7 +38,8 @@ def _open_slide(path, library):
         raise ImportError(
             f"reading {path} with library='openslide' needs openslide-python "
             "and the OpenSlide library: pip install openslide-python "
-            "openslide-bin") from error
+            "openslide-bin"
+        ) from error
     return openslide.OpenSlide(path)
 
 
@@ -67,8 +69,9 @@ class SlideSource(PatchSource):
     def __init__(self, path, low_level, scale=None, library="tiffslide"):
         path = os.fspath(path)
         if library not in SLIDE_LIBRARIES:
-            raise ValueError(f"`library` must be one of {SLIDE_LIBRARIES}, "
-                             f"got {library!r}")
+            raise ValueError(
+                f"`library` must be one of {SLIDE_LIBRARIES}, got {library!r}"
+            )
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such slide file")
         try:
@@ -80,22 +83,22 @@ class SlideSource(PatchSource):
         except Exception as error:
             raise SourceError(
                 f"{path}: {library} cannot open it as a slide: "
-                f"{type(error).__name__}: {error}") from error
+                f"{type(error).__name__}: {error}"
+            ) from error
         self._library = library
         try:
-            low, high = check_level_shapes(path, level_shapes, low_level, 0,
-                                           scale)
+            low, high = check_level_shapes(path, level_shapes, low_level, 0, scale)
             try:
                 x_low = self._region((0, 0), low_level, low)
             except Exception as error:
                 raise SourceError(
                     f"{path}: cannot read pyramid level {low_level}: "
-                    f"{type(error).__name__}: {error}") from error
+                    f"{type(error).__name__}: {error}"
+                ) from error
         except BaseException:
             self._slide.close()
             raise
-        super().__init__(path, (*high, x_low.shape[-1]), x_low.shape,
-                         x_low.dtype)
+        super().__init__(path, (*high, x_low.shape[-1]), x_low.shape, x_low.dtype)
         self.path = path
         self.low_level = low_level
         self._low = x_low
@@ -105,8 +108,9 @@ class SlideSource(PatchSource):
         ``(row, col)``."""
         location, size = (start[1], start[0]), (shape[1], shape[0])
         if self._library == "tiffslide":
-            return np.asarray(self._slide.read_region(location, level, size,
-                                                      as_array=True))
+            return np.asarray(
+                self._slide.read_region(location, level, size, as_array=True)
+            )
         rgba = np.asarray(self._slide.read_region(location, level, size))
         return rgba[..., :3]
 
@@ -114,8 +118,7 @@ class SlideSource(PatchSource):
         return self._low
 
     def _read(self, start, stop):
-        return self._region(start, 0, tuple(b - a for a, b in
-                                             zip(start, stop)))
+        return self._region(start, 0, tuple(b - a for a, b in zip(start, stop)))
 
     def close(self):
         super().close()

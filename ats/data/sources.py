@@ -26,8 +26,14 @@ import weakref
 
 import numpy as np
 
-__all__ = ["PatchSource", "ArraySource", "PatchReadError", "SourceError",
-           "get_source", "check_level_shapes"]
+__all__ = [
+    "PatchSource",
+    "ArraySource",
+    "PatchReadError",
+    "SourceError",
+    "get_source",
+    "check_level_shapes",
+]
 
 _SOURCES = weakref.WeakValueDictionary()
 _NEXT_ID = itertools.count()
@@ -69,12 +75,12 @@ def get_source(source_id):
         raise LookupError(
             f"no open PatchSource has id {int(source_id)}: it was closed or "
             "garbage collected; keep the sources alive (e.g. in the "
-            "SourceSequence that feeds the model) while a model reads them")
+            "SourceSequence that feeds the model) while a model reads them"
+        )
     return source
 
 
-def check_level_shapes(name, level_shapes, low_level, patch_level=0,
-                       scale=None):
+def check_level_shapes(name, level_shapes, low_level, patch_level=0, scale=None):
     """Check the levels a pyramidal source reads and return their shapes.
 
     Args:
@@ -94,31 +100,31 @@ def check_level_shapes(name, level_shapes, low_level, patch_level=0,
             patch level, or a shape does not match ``scale``.
     """
     n = len(level_shapes)
-    for argument, level in (("low_level", low_level),
-                            ("patch_level", patch_level)):
+    for argument, level in (("low_level", low_level), ("patch_level", patch_level)):
         if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
-            raise TypeError(f"{name}: `{argument}` must be an int, got "
-                            f"{level!r}")
+            raise TypeError(f"{name}: `{argument}` must be an int, got {level!r}")
         if not 0 <= level < n:
             raise SourceError(
                 f"{name}: the pyramid has {n} level(s) (shapes "
                 f"{[tuple(s) for s in level_shapes]}), so `{argument}`="
-                f"{level} does not exist")
+                f"{level} does not exist"
+            )
     low = tuple(level_shapes[low_level])
     high = tuple(level_shapes[patch_level])
     if any(l > h for l, h in zip(low, high)):
         raise SourceError(
             f"{name}: the low-resolution level {low_level} {low} must not be "
-            f"larger than the patch level {patch_level} {high}")
+            f"larger than the patch level {patch_level} {high}"
+        )
     if scale is not None:
         factors = np.broadcast_to(np.asarray(scale, dtype=float), (len(high),))
         expected = np.asarray(high) * factors
-        if np.any(factors <= 0) or np.any(np.abs(np.asarray(low) - expected)
-                                          >= 1):
+        if np.any(factors <= 0) or np.any(np.abs(np.asarray(low) - expected) >= 1):
             raise SourceError(
                 f"{name}: level {low_level} has shape {low} but the declared "
                 f"scale {scale} of level {patch_level} {high} means "
-                f"{tuple(float(e) for e in expected)} (within one pixel)")
+                f"{tuple(float(e) for e in expected)} (within one pixel)"
+            )
     return low, high
 
 
@@ -144,17 +150,18 @@ class PatchSource:
         self.shape = tuple(int(s) for s in shape)
         self.low_shape = tuple(int(s) for s in low_shape)
         self.dtype = np.dtype(dtype)
-        if not 2 <= len(self.shape) <= 4 or \
-                len(self.low_shape) != len(self.shape):
+        if not 2 <= len(self.shape) <= 4 or len(self.low_shape) != len(self.shape):
             raise SourceError(
                 f"{self.name}: shapes must be (*spatial, channels) with 1 to "
                 f"3 spatial dimensions and the same rank at both "
                 f"resolutions, got {self.shape} and low view "
-                f"{self.low_shape}")
+                f"{self.low_shape}"
+            )
         if self.low_shape[-1] != self.shape[-1]:
             raise SourceError(
                 f"{self.name}: the low view has {self.low_shape[-1]} "
-                f"channel(s) but the patch level has {self.shape[-1]}")
+                f"channel(s) but the patch level has {self.shape[-1]}"
+            )
         self._lock = threading.RLock()
         with _ID_LOCK:
             self.id = next(_NEXT_ID)
@@ -183,11 +190,13 @@ class PatchSource:
         if len(size) != len(self.spatial_shape):
             raise SourceError(
                 f"{self.name}: `patch_size` {size} must have one entry per "
-                f"spatial dimension of the image {self.spatial_shape}")
+                f"spatial dimension of the image {self.spatial_shape}"
+            )
         if any(p > s for p, s in zip(size, self.spatial_shape)):
             raise SourceError(
                 f"{self.name}: the patch size {size} is larger than the "
-                f"image {self.spatial_shape}")
+                f"image {self.spatial_shape}"
+            )
 
     def low(self):
         """The low-resolution view, ``(*low_spatial, C)`` of ``dtype``."""
@@ -228,7 +237,8 @@ class PatchSource:
         if corners.ndim != 2 or corners.shape[1] != ndim or len(size) != ndim:
             raise ValueError(
                 f"{self.name}: `corners` must have shape (N, {ndim}) and "
-                f"`size` {ndim} entries, got {corners.shape} and {size}")
+                f"`size` {ndim} entries, got {corners.shape} and {size}"
+            )
         patches = np.zeros((len(corners), *size, self.shape[-1]), self.dtype)
         extent = np.asarray(self.spatial_shape)
         for i, corner in enumerate(corners):
@@ -238,22 +248,26 @@ class PatchSource:
                 continue  # entirely outside the image: all zeros
             try:
                 with self._lock:
-                    window = np.asarray(self._read(tuple(start.tolist()),
-                                                   tuple(stop.tolist())))
+                    window = np.asarray(
+                        self._read(tuple(start.tolist()), tuple(stop.tolist()))
+                    )
                 expected = (*(stop - start).tolist(), self.shape[-1])
                 if window.shape != expected:
-                    raise ValueError(f"got a window of shape {window.shape}"
-                                     f" instead of {expected}")
+                    raise ValueError(
+                        f"got a window of shape {window.shape} instead of {expected}"
+                    )
             except Exception as error:
                 raise PatchReadError(
                     f"{self.name}: cannot read the patch of size {size} at "
                     f"corner {tuple(corner.tolist())} (pixels "
                     f"{tuple(start.tolist())} to {tuple(stop.tolist())} of "
                     f"an image of shape {self.spatial_shape}): "
-                    f"{type(error).__name__}: {error}") from error
-            inner = tuple(slice(a, b) for a, b in
-                          zip((start - corner).tolist(),
-                              (stop - corner).tolist()))
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            inner = tuple(
+                slice(a, b)
+                for a, b in zip((start - corner).tolist(), (stop - corner).tolist())
+            )
             patches[(i, *inner)] = window
         return patches
 
@@ -270,8 +284,10 @@ class PatchSource:
         self.close()
 
     def __repr__(self):
-        return (f"{type(self).__name__}({self.name!r}, shape={self.shape}, "
-                f"low_shape={self.low_shape}, dtype={self.dtype})")
+        return (
+            f"{type(self).__name__}({self.name!r}, shape={self.shape}, "
+            f"low_shape={self.low_shape}, dtype={self.dtype})"
+        )
 
 
 class ArraySource(PatchSource):
@@ -301,21 +317,26 @@ class ArraySource(PatchSource):
         shape = tuple(getattr(high, "shape", ()))
         dtype = getattr(high, "dtype", None)
         if name is None:
-            name = getattr(high, "filename", None) or \
-                f"{type(high).__name__} of shape {shape}"
+            name = (
+                getattr(high, "filename", None)
+                or f"{type(high).__name__} of shape {shape}"
+            )
         if dtype is None or not hasattr(high, "__getitem__"):
             raise TypeError(
                 f"{name}: `high` must be an array-like with shape, dtype and "
-                f"slicing, got {type(high).__name__}")
+                f"slicing, got {type(high).__name__}"
+            )
         if np.dtype(dtype) != low.dtype:
             raise SourceError(
                 f"{name}: the low view's dtype {low.dtype} differs from the "
-                f"patch level's {np.dtype(dtype)}")
+                f"patch level's {np.dtype(dtype)}"
+            )
         super().__init__(name, shape, low.shape, dtype)
         if any(l > h for l, h in zip(low.shape[:-1], shape[:-1])):
             raise SourceError(
                 f"{self.name}: the low view {low.shape} must not be larger "
-                f"than the patch level {shape}")
+                f"than the patch level {shape}"
+            )
         self._high = high
         self._low = low
 

@@ -30,7 +30,8 @@ def _import_tiff_libraries(path):
     except ImportError as error:
         raise ImportError(
             f"reading {path} needs tifffile, zarr and imagecodecs: pip "
-            f"install 'attention-sampling[gigapixel]' ({error})") from error
+            f"install 'attention-sampling[gigapixel]' ({error})"
+        ) from error
     return tifffile, zarr
 
 
@@ -59,7 +60,8 @@ def _spatial_and_channels(path, series, level_shapes):
         return [tuple(s) for s in level_shapes]
     raise SourceError(
         f"{path}: the image has axes {axes!r}; a TiffSource reads 2-D images "
-        "with axes 'YX' (one channel) or 'YXS' (interleaved samples)")
+        "with axes 'YX' (one channel) or 'YXS' (interleaved samples)"
+    )
 
 
 class TiffSource(PatchSource):
@@ -98,31 +100,31 @@ class TiffSource(PatchSource):
             self._file = tifffile.TiffFile(path)
         except Exception as error:
             raise SourceError(
-                f"{path}: not a readable TIFF file: {type(error).__name__}: "
-                f"{error}") from error
+                f"{path}: not a readable TIFF file: {type(error).__name__}: {error}"
+            ) from error
         try:
-            low_shape, shape = self._open(path, zarr, series, low_level,
-                                          patch_level, scale, warnings)
+            low_shape, shape = self._open(
+                path, zarr, series, low_level, patch_level, scale, warnings
+            )
         except BaseException:
             self._file.close()
             raise
         finally:
             logger.removeHandler(warnings)
-        super().__init__(path, shape, low_shape,
-                         self._arrays[patch_level].dtype)
+        super().__init__(path, shape, low_shape, self._arrays[patch_level].dtype)
         self.path = path
         self.low_level = low_level
         self.patch_level = patch_level
         self._low = None
 
-    def _open(self, path, zarr, series, low_level, patch_level, scale,
-              warnings):
+    def _open(self, path, zarr, series, low_level, patch_level, scale, warnings):
         """Parse and check the file; return the two levels' shapes."""
         try:
             if not 0 <= series < len(self._file.series):
                 raise SourceError(
                     f"{path}: has {len(self._file.series)} image series, so "
-                    f"`series`={series} does not exist")
+                    f"`series`={series} does not exist"
+                )
             tiff_series = self._file.series[series]
             levels = tiff_series.levels
             level_shapes = [level.shape for level in levels]
@@ -130,15 +132,17 @@ class TiffSource(PatchSource):
             raise
         except Exception as error:
             raise SourceError(
-                f"{path}: corrupt TIFF structure: {type(error).__name__}: "
-                f"{error}") from error
+                f"{path}: corrupt TIFF structure: {type(error).__name__}: {error}"
+            ) from error
         if warnings.messages:
             raise SourceError(
                 f"{path}: corrupt or truncated TIFF (tifffile reports: "
-                f"{'; '.join(warnings.messages[:3])})")
+                f"{'; '.join(warnings.messages[:3])})"
+            )
         shapes = _spatial_and_channels(path, tiff_series, level_shapes)
         low, high = check_level_shapes(
-            path, [s[:-1] for s in shapes], low_level, patch_level, scale)
+            path, [s[:-1] for s in shapes], low_level, patch_level, scale
+        )
         size = os.path.getsize(path)
         for level in {low_level, patch_level}:
             for page in levels[level].pages:
@@ -147,15 +151,19 @@ class TiffSource(PatchSource):
                     raise SourceError(
                         f"{path}: truncated: a tile of level {level} ends at "
                         f"byte {int(ends.max())} but the file has {size} "
-                        "bytes")
+                        "bytes"
+                    )
         if not levels[patch_level].keyframe.is_tiled:
             raise SourceError(
                 f"{path}: level {patch_level} is stored in strips, not tiles;"
                 " reading a patch would decode whole rows of the image: "
                 "rewrite it tiled (e.g. tifffile.imwrite(..., tile=(256, "
-                "256)))")
-        self._arrays = {level: _level_array(zarr, tiff_series, level)
-                        for level in {low_level, patch_level}}
+                "256)))"
+            )
+        self._arrays = {
+            level: _level_array(zarr, tiff_series, level)
+            for level in {low_level, patch_level}
+        }
         channels = shapes[0][-1]
         return (*low, channels), (*high, channels)
 
@@ -169,15 +177,16 @@ class TiffSource(PatchSource):
                     raise SourceError(
                         f"{self.path}: cannot read pyramid level "
                         f"{self.low_level}: {type(error).__name__}: "
-                        f"{error}") from error
+                        f"{error}"
+                    ) from error
             self._low = low.reshape(self.low_shape)
         return self._low
 
     def _read(self, start, stop):
-        window = self._arrays[self.patch_level][
-            start[0]:stop[0], start[1]:stop[1]]
+        window = self._arrays[self.patch_level][start[0] : stop[0], start[1] : stop[1]]
         return np.asarray(window).reshape(
-            stop[0] - start[0], stop[1] - start[1], self.shape[-1])
+            stop[0] - start[0], stop[1] - start[1], self.shape[-1]
+        )
 
     def close(self):
         super().close()

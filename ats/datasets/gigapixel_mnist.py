@@ -64,11 +64,22 @@ from ..models.megapixel_mnist import attention_network, feature_network
 from ..training.evaluation import evaluate
 from ..training.resources import peak_memory_mb
 from ..utils.regularizers import MultinomialEntropy
-from .megapixel_mnist import (SPLITS, MegapixelMNIST, MegapixelMNISTConfig,
-                              _as_int, _stroke_pixels)
+from .megapixel_mnist import (
+    SPLITS,
+    MegapixelMNIST,
+    MegapixelMNISTConfig,
+    _as_int,
+    _stroke_pixels,
+)
 
-__all__ = ["GigapixelMNISTConfig", "GigapixelMNIST", "render_window",
-           "write_tiff", "build_model", "train"]
+__all__ = [
+    "GigapixelMNISTConfig",
+    "GigapixelMNIST",
+    "render_window",
+    "write_tiff",
+    "build_model",
+    "train",
+]
 
 _FORMAT_VERSION = 1
 _META = "gigapixel_mnist.json"
@@ -113,19 +124,27 @@ class GigapixelMNISTConfig:
     quality: int = 90
 
     def __post_init__(self):
-        for name, minimum in (("side", 28), ("n_train", 0), ("n_test", 0),
-                              ("base_side", 28), ("n_noise", 0), ("seed", 0),
-                              ("tile", 16), ("quality", 1)):
-            object.__setattr__(self, name,
-                               _as_int(name, getattr(self, name), minimum))
+        for name, minimum in (
+            ("side", 28),
+            ("n_train", 0),
+            ("n_test", 0),
+            ("base_side", 28),
+            ("n_noise", 0),
+            ("seed", 0),
+            ("tile", 16),
+            ("quality", 1),
+        ):
+            object.__setattr__(self, name, _as_int(name, getattr(self, name), minimum))
         if self.side < self.base_side:
-            raise ValueError(f"side ({self.side}) must be at least base_side "
-                             f"({self.base_side})")
+            raise ValueError(
+                f"side ({self.side}) must be at least base_side ({self.base_side})"
+            )
         if self.tile % 16:
             raise ValueError(f"tile must be a multiple of 16, got {self.tile}")
         if self.compression not in _COMPRESSIONS:
-            raise ValueError(f"compression must be one of {_COMPRESSIONS}, "
-                             f"got {self.compression!r}")
+            raise ValueError(
+                f"compression must be one of {_COMPRESSIONS}, got {self.compression!r}"
+            )
         if self.quality > 100:
             raise ValueError(f"quality must be in 1..100, got {self.quality}")
         # Validates noise, source and the base canvas.
@@ -152,9 +171,15 @@ class GigapixelMNISTConfig:
     def megapixel(self) -> MegapixelMNISTConfig:
         """The Megapixel MNIST configuration the layout is drawn from."""
         return MegapixelMNISTConfig(
-            width=self.base_side, height=self.base_side, noise=self.noise,
-            n_noise=self.n_noise, n_train=self.n_train, n_test=self.n_test,
-            seed=self.seed, source=self.source)
+            width=self.base_side,
+            height=self.base_side,
+            noise=self.noise,
+            n_noise=self.n_noise,
+            n_train=self.n_train,
+            n_test=self.n_test,
+            seed=self.seed,
+            source=self.source,
+        )
 
     def to_dict(self) -> dict:
         """The fields as a JSON-serialisable dict."""
@@ -167,14 +192,16 @@ def _glyphs(split, i):
     Digits are their 28x28 pixels; each noise scribble (two strokes) is
     rasterized as Megapixel MNIST draws it into its own small glyph.
     """
-    glyphs = [(split._digit_pixels[d].astype(np.float32) / 255,
-               np.asarray(p, dtype=np.int64))
-              for d, p in zip(split.digit_indices[i], split.positions[i])]
+    glyphs = [
+        (split._digit_pixels[d].astype(np.float32) / 255, np.asarray(p, dtype=np.int64))
+        for d, p in zip(split.digit_indices[i], split.positions[i])
+    ]
     for strokes in split.noise_strokes[i]:
         rows, cols, values = _stroke_pixels(strokes)
         origin = np.array([rows.min(), cols.min()])
-        pixels = np.zeros((rows.max() - origin[0] + 1,
-                           cols.max() - origin[1] + 1), np.float32)
+        pixels = np.zeros(
+            (rows.max() - origin[0] + 1, cols.max() - origin[1] + 1), np.float32
+        )
         np.maximum.at(pixels, (rows - origin[0], cols - origin[1]), values)
         glyphs.append((pixels, origin))
     return glyphs
@@ -202,11 +229,10 @@ def _bilinear(pixels, t_rows, t_cols):
 def _sample_coordinates(start, stop, level):
     """Full-resolution coordinates of the samples of level pixels
     ``[start, stop)``, ``min(2**level, 4)`` per pixel, ascending."""
-    factor = 2 ** level
+    factor = 2**level
     per_pixel = min(factor, _MAX_SUPERSAMPLING)
     offsets = (np.arange(per_pixel) + 0.5) / per_pixel
-    return ((np.arange(start, stop)[:, None] + offsets) * factor).ravel(), \
-        per_pixel
+    return ((np.arange(start, stop)[:, None] + offsets) * factor).ravel(), per_pixel
 
 
 def _glyph_extent(glyph, zoom):
@@ -252,23 +278,26 @@ def render_window(glyphs, zoom, level, rows, cols):
     bottom = -(-max(h[2] for h in hits) // per_pixel)
     left = min(h[3] for h in hits) // per_pixel
     right = -(-max(h[4] for h in hits) // per_pixel)
-    canvas = np.zeros(((bottom - top) * per_pixel, (right - left) * per_pixel),
-                      np.float32)
+    canvas = np.zeros(
+        ((bottom - top) * per_pixel, (right - left) * per_pixel), np.float32
+    )
     for (pixels, origin), ra, rb, ca, cb in hits:
         sub_rows, sub_cols = x_rows[ra:rb], x_cols[ca:cb]
         height, width = pixels.shape
-        big = _bilinear(pixels, sub_rows / zoom - 0.5 - origin[0],
-                        sub_cols / zoom - 0.5 - origin[1])
+        big = _bilinear(
+            pixels, sub_rows / zoom - 0.5 - origin[0], sub_cols / zoom - 0.5 - origin[1]
+        )
         anchor = np.floor(origin * zoom).astype(np.int64)
-        small = pixels[(np.floor(sub_rows).astype(np.int64) - anchor[0])
-                       % height][:, (np.floor(sub_cols).astype(np.int64)
-                                     - anchor[1]) % width]
-        window = canvas[ra - top * per_pixel:rb - top * per_pixel,
-                        ca - left * per_pixel:cb - left * per_pixel]
+        small = pixels[(np.floor(sub_rows).astype(np.int64) - anchor[0]) % height][
+            :, (np.floor(sub_cols).astype(np.int64) - anchor[1]) % width
+        ]
+        window = canvas[
+            ra - top * per_pixel : rb - top * per_pixel,
+            ca - left * per_pixel : cb - left * per_pixel,
+        ]
         np.maximum(window, np.minimum(big, small), out=window)
     blocks = canvas.reshape(bottom - top, per_pixel, right - left, per_pixel)
-    out[top:bottom, left:right] = blocks.sum(axis=3).sum(axis=1) / \
-        per_pixel ** 2
+    out[top:bottom, left:right] = blocks.sum(axis=3).sum(axis=1) / per_pixel**2
     return out
 
 
@@ -276,22 +305,27 @@ def _tiles(glyphs, zoom, level, side, tile):
     """The tiles of one level in row-major order, uint8, edge tiles padded."""
     extents = np.array([_glyph_extent(g, zoom) for g in glyphs]).reshape(-1, 4)
     empty = np.zeros((tile, tile), np.uint8)
-    factor = 2 ** level
+    factor = 2**level
     for r in range(0, side, tile):
         rows = (r, min(r + tile, side))
-        in_rows = (extents[:, 1] > rows[0] * factor) & \
-            (extents[:, 0] < rows[1] * factor)
+        in_rows = (extents[:, 1] > rows[0] * factor) & (
+            extents[:, 0] < rows[1] * factor
+        )
         for c in range(0, side, tile):
             cols = (c, min(c + tile, side))
-            hit = in_rows & (extents[:, 3] > cols[0] * factor) & \
-                (extents[:, 2] < cols[1] * factor)
+            hit = (
+                in_rows
+                & (extents[:, 3] > cols[0] * factor)
+                & (extents[:, 2] < cols[1] * factor)
+            )
             if not hit.any():
                 yield empty
                 continue
-            window = render_window([glyphs[k] for k in np.flatnonzero(hit)],
-                                   zoom, level, rows, cols)
+            window = render_window(
+                [glyphs[k] for k in np.flatnonzero(hit)], zoom, level, rows, cols
+            )
             out = np.zeros((tile, tile), np.uint8)
-            out[:window.shape[0], :window.shape[1]] = np.rint(window * 255)
+            out[: window.shape[0], : window.shape[1]] = np.rint(window * 255)
             yield out
 
 
@@ -308,15 +342,22 @@ def write_tiff(path, glyphs, config):
     """
     tifffile, _ = _import_tiff_libraries(path)
     compression = None if config.compression == "none" else config.compression
-    options = dict(tile=(config.tile, config.tile), dtype=np.uint8,
-                   photometric="minisblack", compression=compression)
+    options = dict(
+        tile=(config.tile, config.tile),
+        dtype=np.uint8,
+        photometric="minisblack",
+        compression=compression,
+    )
     if config.compression == "jpeg":
         options["compressionargs"] = {"level": config.quality}
     with tifffile.TiffWriter(path, bigtiff=True) as writer:
         for level, side in enumerate(config.level_sides):
-            writer.write(_tiles(glyphs, config.zoom, level, side, config.tile),
-                         shape=(side, side), subfiletype=1 if level else 0,
-                         **options)
+            writer.write(
+                _tiles(glyphs, config.zoom, level, side, config.tile),
+                shape=(side, side),
+                subfiletype=1 if level else 0,
+                **options,
+            )
 
 
 class GigapixelMNIST:
@@ -336,9 +377,11 @@ class GigapixelMNIST:
         self.description = description
 
     def __repr__(self):
-        return (f"GigapixelMNIST({str(self.directory)!r}, "
-                f"train={self.config.n_train}, test={self.config.n_test}, "
-                f"side={self.config.side})")
+        return (
+            f"GigapixelMNIST({str(self.directory)!r}, "
+            f"train={self.config.n_train}, test={self.config.n_test}, "
+            f"side={self.config.side})"
+        )
 
     @classmethod
     def write(cls, directory, config, progress=True) -> GigapixelMNIST:
@@ -353,23 +396,28 @@ class GigapixelMNIST:
             The data set.
         """
         if not isinstance(config, GigapixelMNISTConfig):
-            raise ValueError("config must be a GigapixelMNISTConfig, got "
-                             f"{type(config).__name__}")
+            raise ValueError(
+                f"config must be a GigapixelMNISTConfig, got {type(config).__name__}"
+            )
         directory = Path(directory)
-        description = MegapixelMNIST.generate(config.megapixel(),
-                                              progress=False)
+        description = MegapixelMNIST.generate(config.megapixel(), progress=False)
         description.save(directory / "description")
         data = cls(directory, config, description)
         for split in SPLITS:
             (directory / split).mkdir(parents=True, exist_ok=True)
             layout = description.split(split)
-            for i in tqdm(range(len(layout)), desc=f"Gigapixel MNIST {split}",
-                          disable=not progress):
+            for i in tqdm(
+                range(len(layout)),
+                desc=f"Gigapixel MNIST {split}",
+                disable=not progress,
+            ):
                 write_tiff(data.files(split)[i], _glyphs(layout, i), config)
-        meta = {"format_version": _FORMAT_VERSION,
-                "config": config.to_dict(),
-                "level_sides": config.level_sides,
-                "low_level": config.low_level}
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "config": config.to_dict(),
+            "level_sides": config.level_sides,
+            "low_level": config.low_level,
+        }
         (directory / _META).write_text(json.dumps(meta, indent=2) + "\n")
         return data
 
@@ -381,21 +429,22 @@ class GigapixelMNIST:
         if not meta_path.is_file():
             raise FileNotFoundError(
                 f"{meta_path}: no such file; is {directory} a Gigapixel "
-                "MNIST directory (written by `ats gigapixel make-data`)?")
+                "MNIST directory (written by `ats gigapixel make-data`)?"
+            )
         meta = json.loads(meta_path.read_text())
         if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{meta_path}: format_version must be "
-                             f"{_FORMAT_VERSION}, got "
-                             f"{meta.get('format_version')!r}")
+            raise ValueError(
+                f"{meta_path}: format_version must be "
+                f"{_FORMAT_VERSION}, got "
+                f"{meta.get('format_version')!r}"
+            )
         config = GigapixelMNISTConfig(**meta["config"])
-        data = cls(directory, config,
-                   MegapixelMNIST.load(directory / "description"))
-        missing = [str(f) for s in SPLITS for f in data.files(s)
-                   if not f.is_file()]
+        data = cls(directory, config, MegapixelMNIST.load(directory / "description"))
+        missing = [str(f) for s in SPLITS for f in data.files(s) if not f.is_file()]
         if missing:
             raise FileNotFoundError(
-                f"{directory}: {len(missing)} image file(s) missing, e.g. "
-                f"{missing[0]}")
+                f"{directory}: {len(missing)} image file(s) missing, e.g. {missing[0]}"
+            )
         return data
 
     def files(self, split) -> list[Path]:
@@ -412,8 +461,7 @@ class GigapixelMNIST:
         windows with :func:`render_window`)."""
         return _glyphs(self.description.split(split), i)
 
-    def sources(self, split, low_level=None, patch_level=0,
-                rows=slice(None)) -> list:
+    def sources(self, split, low_level=None, patch_level=0, rows=slice(None)) -> list:
         """Open the images of ``split`` as ``TiffSource`` s.
 
         Args:
@@ -430,12 +478,23 @@ class GigapixelMNIST:
         """
         low_level = self.config.low_level if low_level is None else low_level
         scale = 2.0 ** (patch_level - low_level)
-        return [TiffSource(path, low_level, patch_level, scale=scale)
-                for path in self.files(split)[rows]]
+        return [
+            TiffSource(path, low_level, patch_level, scale=scale)
+            for path in self.files(split)[rows]
+        ]
 
-    def sequence(self, split, batch_size=8, patch_size=None, shuffle=False,
-                 seed=0, low_level=None, patch_level=0, rows=slice(None),
-                 **kwargs) -> SourceSequence:
+    def sequence(
+        self,
+        split,
+        batch_size=8,
+        patch_size=None,
+        shuffle=False,
+        seed=0,
+        low_level=None,
+        patch_level=0,
+        rows=slice(None),
+        **kwargs,
+    ) -> SourceSequence:
         """A :class:`~ats.lazy.SourceSequence` over ``split``'s images.
 
         Args:
@@ -451,18 +510,29 @@ class GigapixelMNIST:
         return SourceSequence(
             self.sources(split, low_level, patch_level, rows),
             self.labels(split)[rows],
-            batch_size=batch_size, patch_size=patch_size, shuffle=shuffle,
-            seed=seed, **kwargs)
-
+            batch_size=batch_size,
+            patch_size=patch_size,
+            shuffle=shuffle,
+            seed=seed,
+            **kwargs,
+        )
 
 
 # --------------------------------------------------------------------------
 # The demo model and its training
 
 
-def build_model(low_shape, n_classes=10, n_patches=10, patch_size=(50, 50),
-                regularizer_strength=1e-4, filters=32, attention_filters=8,
-                seed=None, high_shape=None):
+def build_model(
+    low_shape,
+    n_classes=10,
+    n_patches=10,
+    patch_size=(50, 50),
+    regularizer_strength=1e-4,
+    filters=32,
+    attention_filters=8,
+    seed=None,
+    high_shape=None,
+):
     """Megapixel MNIST's attention-sampling model on the lazy path.
 
     The attention and feature networks of
@@ -498,29 +568,53 @@ def build_model(low_shape, n_classes=10, n_patches=10, patch_size=(50, 50),
     else:
         second = keras.Input(tuple(high_shape), dtype="uint8", name="x_high")
         sampling = attention_sampling
-    attention = keras.Sequential([
-        keras.Input(low_shape, dtype="uint8"),
-        keras.layers.Rescaling(1 / 255),
-        attention_network(attention_filters)], name="scaled_attention")
-    feature = keras.Sequential([
-        keras.Input((*patch_size, channels), dtype="uint8"),
-        keras.layers.Rescaling(1 / 255),
-        feature_network(patch_size, filters, channels)],
-        name="scaled_feature")
-    regularizer = MultinomialEntropy(regularizer_strength) \
-        if regularizer_strength else None
+    attention = keras.Sequential(
+        [
+            keras.Input(low_shape, dtype="uint8"),
+            keras.layers.Rescaling(1 / 255),
+            attention_network(attention_filters),
+        ],
+        name="scaled_attention",
+    )
+    feature = keras.Sequential(
+        [
+            keras.Input((*patch_size, channels), dtype="uint8"),
+            keras.layers.Rescaling(1 / 255),
+            feature_network(patch_size, filters, channels),
+        ],
+        name="scaled_feature",
+    )
+    regularizer = (
+        MultinomialEntropy(regularizer_strength) if regularizer_strength else None
+    )
     features, _, _ = sampling(
-        attention, feature, patch_size=patch_size, n_patches=n_patches,
-        attention_regularizer=regularizer, seed=seed)([x_low, second])
-    y = keras.layers.Dense(n_classes, activation="softmax",
-                           name="classifier")(features)
+        attention,
+        feature,
+        patch_size=patch_size,
+        n_patches=n_patches,
+        attention_regularizer=regularizer,
+        seed=seed,
+    )([x_low, second])
+    y = keras.layers.Dense(n_classes, activation="softmax", name="classifier")(features)
     return keras.Model([x_low, second], y, name="gigapixel_ats")
 
 
-def train(data_dir, out_dir=None, epochs=1, steps_per_epoch=None,
-          batch_size=4, n_patches=10, patch_size=(50, 50), patch_level=0,
-          low_level=None, learning_rate=1e-3, regularizer_strength=1e-4,
-          seed=0, verbose=1, setup=None) -> dict:
+def train(
+    data_dir,
+    out_dir=None,
+    epochs=1,
+    steps_per_epoch=None,
+    batch_size=4,
+    n_patches=10,
+    patch_size=(50, 50),
+    patch_level=0,
+    low_level=None,
+    learning_rate=1e-3,
+    regularizer_strength=1e-4,
+    seed=0,
+    verbose=1,
+    setup=None,
+) -> dict:
     """Train and evaluate :func:`build_model` on a Gigapixel MNIST data set.
 
     Positions are sampled inside each training step from the attention of
@@ -560,9 +654,12 @@ def train(data_dir, out_dir=None, epochs=1, steps_per_epoch=None,
     verbose = verbose if setup.process_index == 0 else 0
     data = GigapixelMNIST.load(data_dir)
     patch_size = tuple(patch_size)
-    options = dict(batch_size=setup.local_batch_size(batch_size),
-                   patch_size=patch_size, low_level=low_level,
-                   patch_level=patch_level)
+    options = dict(
+        batch_size=setup.local_batch_size(batch_size),
+        patch_size=patch_size,
+        low_level=low_level,
+        patch_level=patch_level,
+    )
 
     def sequence(split, **kwargs):
         rows = setup.shard_slice(len(data.files(split)), split == "train")
@@ -571,32 +668,43 @@ def train(data_dir, out_dir=None, epochs=1, steps_per_epoch=None,
     with setup.scope():
         train_data = sequence("train", shuffle=True, seed=seed)
         low_shape = train_data.sources[0].low_shape
-        net = build_model(low_shape, n_patches=n_patches,
-                          patch_size=patch_size,
-                          regularizer_strength=regularizer_strength,
-                          seed=seed)
+        net = build_model(
+            low_shape,
+            n_patches=n_patches,
+            patch_size=patch_size,
+            regularizer_strength=regularizer_strength,
+            seed=seed,
+        )
         model = setup.wrap(net)
-        model.compile(keras.optimizers.Adam(learning_rate),
-                      "sparse_categorical_crossentropy",
-                      weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(
-                          name="accuracy")])
+        model.compile(
+            keras.optimizers.Adam(learning_rate),
+            "sparse_categorical_crossentropy",
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
         start = time.perf_counter()
-        history = model.fit(distribute.even_batches(train_data),
-                            epochs=epochs,
-                            steps_per_epoch=steps_per_epoch, verbose=verbose)
+        history = model.fit(
+            distribute.even_batches(train_data),
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            verbose=verbose,
+        )
         seconds = time.perf_counter() - start
         steps = steps_per_epoch or len(train_data)
         test = None
         if data.config.n_test:
-            test = evaluate(model, distribute.even_batches(
-                sequence("test"), training=False), verbose=verbose)
+            test = evaluate(
+                model,
+                distribute.even_batches(sequence("test"), training=False),
+                verbose=verbose,
+            )
     results = {
-        "train": {"loss": float(history.history["loss"][-1]),
-                  "accuracy": float(history.history["accuracy"][-1]),
-                  "seconds": seconds,
-                  "seconds_per_sample": seconds / (epochs * steps
-                                                   * batch_size),
-                  "images": len(train_data.sources)},
+        "train": {
+            "loss": float(history.history["loss"][-1]),
+            "accuracy": float(history.history["accuracy"][-1]),
+            "seconds": seconds,
+            "seconds_per_sample": seconds / (epochs * steps * batch_size),
+            "images": len(train_data.sources),
+        },
         "test": test,
         "peak_memory_mb": peak_memory_mb(),
         "image_side": data.config.side,
@@ -608,8 +716,7 @@ def train(data_dir, out_dir=None, epochs=1, steps_per_epoch=None,
     if out_dir is not None and setup.process_index == 0:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "results.json").write_text(
-            json.dumps(results, indent=2) + "\n")
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         net.save(out_dir / "model.keras")
     setup.barrier()
     return results

@@ -179,7 +179,9 @@ class MegapixelMNISTConfig:
             )
         set_field(
             "test_digit_fraction",
-            _as_fraction("test_digit_fraction", self.test_digit_fraction, allow_one=False),
+            _as_fraction(
+                "test_digit_fraction", self.test_digit_fraction, allow_one=False
+            ),
         )
 
     @classmethod
@@ -371,13 +373,17 @@ def _noise_strokes(rng, n_images, n_noise, height, width) -> np.ndarray:
         row1, col1)`` in canvas pixels.
     """
     box_size = (n_images, n_noise, 1, 2)
-    corner = rng.integers(0, [height - DIGIT_SIZE + 1, width - DIGIT_SIZE + 1], box_size)
+    corner = rng.integers(
+        0, [height - DIGIT_SIZE + 1, width - DIGIT_SIZE + 1], box_size
+    )
     stroke_size = (n_images, n_noise, 2)
     centre = rng.uniform(*_STROKE_CENTRE, size=stroke_size + (2,))
     angle = rng.uniform(0, np.pi, size=stroke_size)
     half = rng.uniform(*_STROKE_LENGTH, size=stroke_size) / 2
     delta = np.stack([half * np.sin(angle), half * np.cos(angle)], axis=-1)
-    ends = [np.clip(np.rint(centre + sign * delta), 0, DIGIT_SIZE - 1) for sign in (-1, 1)]
+    ends = [
+        np.clip(np.rint(centre + sign * delta), 0, DIGIT_SIZE - 1) for sign in (-1, 1)
+    ]
     return np.concatenate([end + corner for end in ends], axis=-1).astype(np.int32)
 
 
@@ -436,7 +442,9 @@ def _area_weights(n_in: int, n_out: int) -> scipy.sparse.csr_matrix:
     """
     i = np.arange(n_out)[:, None]
     j = np.arange(n_in)[None, :]
-    overlap = np.minimum((i + 1) * n_in, (j + 1) * n_out) - np.maximum(i * n_in, j * n_out)
+    overlap = np.minimum((i + 1) * n_in, (j + 1) * n_out) - np.maximum(
+        i * n_in, j * n_out
+    )
     weights = np.maximum(overlap, 0) / n_in
     return scipy.sparse.csr_matrix(weights.astype(np.float32))
 
@@ -458,7 +466,9 @@ def downscale(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim not in (2, 3):
-        raise ValueError(f"image must have shape (H, W) or (H, W, C), got {image.shape}")
+        raise ValueError(
+            f"image must have shape (H, W) or (H, W, C), got {image.shape}"
+        )
     height, width = image.shape[:2]
     h, w = (int(s) for s in shape)
     if not (1 <= h <= height and 1 <= w <= width):
@@ -588,7 +598,7 @@ class MegapixelMNISTSplit:
     def __repr__(self):
         return f"MegapixelMNISTSplit(name={self.name!r}, images={len(self)})"
 
-    def subset(self, rows: slice) -> "MegapixelMNISTSplit":
+    def subset(self, rows: slice) -> MegapixelMNISTSplit:
         """The images ``rows`` of this split, e.g. one process's block.
 
         Args:
@@ -600,9 +610,15 @@ class MegapixelMNISTSplit:
         if not isinstance(rows, slice):
             raise TypeError(f"rows must be a slice, got {type(rows).__name__}")
         return MegapixelMNISTSplit(
-            self.name, self.config, self._digit_pixels, self._digit_labels,
-            self.labels[rows], self.digit_indices[rows], self.positions[rows],
-            self.noise_strokes[rows])
+            self.name,
+            self.config,
+            self._digit_pixels,
+            self._digit_labels,
+            self.labels[rows],
+            self.digit_indices[rows],
+            self.positions[rows],
+            self.noise_strokes[rows],
+        )
 
     def _index(self, i) -> int:
         i = operator.index(i)
@@ -684,7 +700,9 @@ class MegapixelMNIST:
         digit_source_indices: (M,) int64 index of each digit in its source.
     """
 
-    def __init__(self, config, digit_pixels, digit_labels, digit_source_indices, splits):
+    def __init__(
+        self, config, digit_pixels, digit_labels, digit_source_indices, splits
+    ):
         """
         Args:
             config: A :class:`MegapixelMNISTConfig`.
@@ -712,7 +730,9 @@ class MegapixelMNIST:
         )
 
     @classmethod
-    def generate(cls, config: MegapixelMNISTConfig, progress: bool = True) -> MegapixelMNIST:
+    def generate(
+        cls, config: MegapixelMNISTConfig, progress: bool = True
+    ) -> MegapixelMNIST:
         """Draw the descriptions of both splits from ``config``.
 
         Loads the digit source, splits each class's digits into disjoint
@@ -788,7 +808,9 @@ class MegapixelMNIST:
                 f"{_FORMAT_VERSION}, got {meta.get('format_version')!r}"
             )
         config = MegapixelMNISTConfig(**meta["config"])
-        digits = _read_npz(directory / "digits.npz", ("pixels", "labels", "source_indices"))
+        digits = _read_npz(
+            directory / "digits.npz", ("pixels", "labels", "source_indices")
+        )
         splits = {s: _read_npz(directory / f"{s}.npz", _SPLIT_ARRAYS) for s in SPLITS}
         for name, arrays in splits.items():
             n = config.n_images(name)
@@ -814,7 +836,9 @@ def _read_npz(path, keys) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         missing = set(keys) - set(data.files)
         if missing:
-            raise ValueError(f"{path} must hold arrays {list(keys)}, missing {sorted(missing)}")
+            raise ValueError(
+                f"{path} must hold arrays {list(keys)}, missing {sorted(missing)}"
+            )
         return {key: data[key] for key in keys}
 
 
@@ -869,7 +893,9 @@ class MegapixelMNISTSequence(keras.utils.PyDataset):
     def _epoch_order(self) -> np.ndarray:
         if not self.shuffle:
             return np.arange(len(self.split))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.split))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(
+            len(self.split)
+        )
 
     def __len__(self) -> int:
         return math.ceil(len(self.split) / self.batch_size)
@@ -877,7 +903,9 @@ class MegapixelMNISTSequence(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         index = operator.index(index)
         if not 0 <= index < len(self):
-            raise IndexError(f"batch index {index} out of range for {len(self)} batches")
+            raise IndexError(
+                f"batch index {index} out of range for {len(self)} batches"
+            )
         batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         if self._cache is None:
             xs, y = self.split.render_batch(batch, self.views)
@@ -893,7 +921,10 @@ class MegapixelMNISTSequence(keras.utils.PyDataset):
             xs, _ = self.split.render_batch(missing, self.views)
             for k, i in enumerate(missing):
                 self._cache[i] = [x[k] for x in xs]
-        xs = [np.stack([self._cache[i][v] for i in indices]) for v in range(len(self.views))]
+        xs = [
+            np.stack([self._cache[i][v] for i in indices])
+            for v in range(len(self.views))
+        ]
         return xs, self.split.labels[indices].astype(np.int32)
 
     def on_epoch_end(self) -> None:

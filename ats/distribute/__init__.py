@@ -60,7 +60,7 @@ STRATEGIES = {
 # Odd multiplier (2**32 / golden ratio) spreading replica indices over the
 # 31-bit range of seeds; replica 0 maps to 0, i.e. keeps its seed.
 _REPLICA_SEED_STRIDE = 0x9E3779B1
-_SEED_RANGE = 2 ** 31
+_SEED_RANGE = 2**31
 
 _independent_sampling = True
 
@@ -70,12 +70,15 @@ def _engine():
     backend = keras.backend.backend()
     if backend == "jax":
         from . import jax_engine
+
         return jax_engine
     if backend == "tensorflow":
         from . import tensorflow_engine
+
         return tensorflow_engine
     if backend == "torch":
         from . import torch_engine
+
         return torch_engine
     return None
 
@@ -156,8 +159,7 @@ class Setup:
         Returns:
             A ``slice`` of ``range(n)``.
         """
-        if not self.shards_data or (not training
-                                    and not self.shards_evaluation):
+        if not self.shards_data or (not training and not self.shards_evaluation):
             return slice(0, n)
         return shard_slice(n, self.process_index, self.num_processes)
 
@@ -194,7 +196,8 @@ class Setup:
         if batch_size % self.num_processes:
             raise ValueError(
                 f"the batch size ({batch_size}) must be a multiple of the "
-                f"number of processes ({self.num_processes})")
+                f"number of processes ({self.num_processes})"
+            )
         return batch_size // self.num_processes
 
     def barrier(self):
@@ -209,17 +212,28 @@ class Setup:
         Returns:
             ``{"strategy", "num_replicas", "num_processes"}``.
         """
-        return {"strategy": self.strategy, "num_replicas": self.num_replicas,
-                "num_processes": self.num_processes}
+        return {
+            "strategy": self.strategy,
+            "num_replicas": self.num_replicas,
+            "num_processes": self.num_processes,
+        }
 
     def __repr__(self):
-        return (f"<{type(self).__name__} strategy={self.strategy!r} "
-                f"num_replicas={self.num_replicas} "
-                f"process={self.process_index}/{self.num_processes}>")
+        return (
+            f"<{type(self).__name__} strategy={self.strategy!r} "
+            f"num_replicas={self.num_replicas} "
+            f"process={self.process_index}/{self.num_processes}>"
+        )
 
 
-def configure(strategy="auto", devices=None, model_parallel=1,
-              coordinator_address=None, num_processes=None, process_id=None):
+def configure(
+    strategy="auto",
+    devices=None,
+    model_parallel=1,
+    coordinator_address=None,
+    num_processes=None,
+    process_id=None,
+):
     """Set up the active backend's own distribution engine.
 
     Strategies per backend (``"auto"`` and ``"none"`` everywhere):
@@ -266,37 +280,45 @@ def configure(strategy="auto", devices=None, model_parallel=1,
     if not isinstance(strategy, str) or strategy not in ("auto", *choices):
         raise ValueError(
             f"configure: `strategy` must be one of {('auto', *choices)} on "
-            f"the {backend} backend, got {strategy!r}")
-    if isinstance(model_parallel, bool) or not isinstance(model_parallel,
-                                                          int) \
-            or model_parallel < 1:
+            f"the {backend} backend, got {strategy!r}"
+        )
+    if (
+        isinstance(model_parallel, bool)
+        or not isinstance(model_parallel, int)
+        or model_parallel < 1
+    ):
         raise ValueError(
             "configure: `model_parallel` must be a positive int, got "
-            f"{model_parallel!r}")
+            f"{model_parallel!r}"
+        )
     if model_parallel != 1 and strategy not in ("auto", "model_parallel"):
         raise ValueError(
             "configure: `model_parallel` applies to strategy="
-            f"'model_parallel' only, got strategy={strategy!r}")
-    multi_host = {"coordinator_address": coordinator_address,
-                  "num_processes": num_processes, "process_id": process_id}
+            f"'model_parallel' only, got strategy={strategy!r}"
+        )
+    multi_host = {
+        "coordinator_address": coordinator_address,
+        "num_processes": num_processes,
+        "process_id": process_id,
+    }
     if backend != "jax":
-        given = [name for name, value in multi_host.items()
-                 if value is not None]
+        given = [name for name, value in multi_host.items() if value is not None]
         if given:
             raise ValueError(
                 f"configure: `{given[0]}` is for JAX multi-host runs; on "
                 f"{backend} the processes are set up by "
-                + ("TF_CONFIG" if backend == "tensorflow" else "torchrun"))
+                + ("TF_CONFIG" if backend == "tensorflow" else "torchrun")
+            )
     engine = _engine()
     if engine is None:
         if devices is not None:
             raise ValueError(
                 f"configure: `devices` is not supported on the {backend} "
-                f"backend, got {devices!r}")
+                f"backend, got {devices!r}"
+            )
         return Setup()
     if backend == "jax":
-        return engine.configure(strategy, devices, model_parallel,
-                                **multi_host)
+        return engine.configure(strategy, devices, model_parallel, **multi_host)
     return engine.configure(strategy, devices)
 
 
@@ -314,14 +336,15 @@ def simulate_cpu_devices(count):
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(
-            f"simulate_cpu_devices: `count` must be a positive int, got "
-            f"{count!r}")
+            f"simulate_cpu_devices: `count` must be a positive int, got {count!r}"
+        )
     engine = _engine()
     if engine is None or not hasattr(engine, "simulate_cpu_devices"):
         raise ValueError(
             "simulate_cpu_devices: not available on the "
             f"{keras.backend.backend()} backend; with PyTorch start "
-            f"`torchrun --nproc_per_node={count}` instead")
+            f"`torchrun --nproc_per_node={count}` instead"
+        )
     engine.simulate_cpu_devices(count)
 
 
@@ -351,13 +374,14 @@ def set_independent_sampling(enabled):
     global _independent_sampling
     if not isinstance(enabled, bool):
         raise TypeError(
-            "set_independent_sampling: `enabled` must be a bool, got "
-            f"{enabled!r}")
+            f"set_independent_sampling: `enabled` must be a bool, got {enabled!r}"
+        )
     if not enabled and keras.backend.backend() == "jax":
         raise ValueError(
             "set_independent_sampling: `enabled=False` is not supported on "
             "JAX, whose SPMD program draws every example's positions "
-            "independently from one global draw")
+            "independently from one global draw"
+        )
     _independent_sampling = enabled
 
 
@@ -375,8 +399,9 @@ def _seed_offset(index):
     if isinstance(index, int):
         return index * _REPLICA_SEED_STRIDE % _SEED_RANGE
     # A tensor (tf.distribute): int64 products do not overflow.
-    return keras.ops.mod(keras.ops.cast(index, "int64") * _REPLICA_SEED_STRIDE,
-                         _SEED_RANGE)
+    return keras.ops.mod(
+        keras.ops.cast(index, "int64") * _REPLICA_SEED_STRIDE, _SEED_RANGE
+    )
 
 
 class _ReplicaSeed(keras.random.SeedGenerator):
@@ -398,11 +423,9 @@ class _ReplicaSeed(keras.random.SeedGenerator):
         if isinstance(self._seed, keras.random.SeedGenerator):
             state = self._seed.next(ordered)
         elif self._seed is None:
-            state = keras.random.randint((2,), 0, _SEED_RANGE - 1,
-                                         dtype="int32")
+            state = keras.random.randint((2,), 0, _SEED_RANGE - 1, dtype="int32")
         else:
-            state = keras.ops.convert_to_tensor([self._seed, 0],
-                                                dtype="int32")
+            state = keras.ops.convert_to_tensor([self._seed, 0], dtype="int32")
         offset = keras.ops.cast(_seed_offset(self._index), state.dtype)
         return state + keras.ops.stack([offset, keras.ops.zeros_like(offset)])
 
@@ -425,20 +448,24 @@ def replica_seed(seed):
         object for ``keras.random`` ops that advances ``seed`` if it is a
         generator.
     """
-    if not (seed is None or isinstance(seed, keras.random.SeedGenerator)
-            or (isinstance(seed, int) and not isinstance(seed, bool))):
+    if not (
+        seed is None
+        or isinstance(seed, keras.random.SeedGenerator)
+        or (isinstance(seed, int) and not isinstance(seed, bool))
+    ):
         raise TypeError(
             "replica_seed: `seed` must be an int, a keras.random."
-            f"SeedGenerator or None, got {type(seed).__name__}")
+            f"SeedGenerator or None, got {type(seed).__name__}"
+        )
     index = replica_index()
     if not _independent_sampling or (isinstance(index, int) and index == 0):
         return seed
-    if isinstance(index, int) and not isinstance(
-            seed, keras.random.SeedGenerator):
+    if isinstance(index, int) and not isinstance(seed, keras.random.SeedGenerator):
         if seed is None:  # a draw of Keras's global generator (eager)
-            seed = int(keras.ops.convert_to_numpy(
-                keras.random.randint((), 0, _SEED_RANGE - 1)))
-        return (seed + _seed_offset(index)) % 2 ** 32
+            seed = int(
+                keras.ops.convert_to_numpy(keras.random.randint((), 0, _SEED_RANGE - 1))
+            )
+        return (seed + _seed_offset(index)) % 2**32
     return _ReplicaSeed(seed, index)
 
 
@@ -466,7 +493,8 @@ def _leading_length(data, name, caller):
     if len(lengths) != 1:
         raise ValueError(
             f"{caller}: the arrays of `{name}` must have the same number of "
-            f"examples (first axis), got {sorted(lengths)}")
+            f"examples (first axis), got {sorted(lengths)}"
+        )
     return lengths.pop()
 
 
@@ -484,8 +512,7 @@ def shard_slice(n, index, count):
     """
     size = n // count
     if size == 0:
-        raise ValueError(
-            f"shard: {n} examples are fewer than the processes ({count})")
+        raise ValueError(f"shard: {n} examples are fewer than the processes ({count})")
     return slice(index * size, (index + 1) * size)
 
 
@@ -525,17 +552,17 @@ def drop_remainder(data, multiple=None):
         The same structure with ``n - n % multiple`` examples.
     """
     multiple = batch_multiple() if multiple is None else multiple
-    if isinstance(multiple, bool) or not isinstance(multiple, int) \
-            or multiple < 1:
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ValueError(
-            f"drop_remainder: `multiple` must be a positive int, got "
-            f"{multiple!r}")
+            f"drop_remainder: `multiple` must be a positive int, got {multiple!r}"
+        )
     n = _leading_length(data, "data", "drop_remainder")
     kept = n - n % multiple
     if kept == 0:
         raise ValueError(
             f"drop_remainder: `data` has {n} examples, fewer than the "
-            f"{multiple} devices a batch is split across")
+            f"{multiple} devices a batch is split across"
+        )
     return keras.tree.map_structure(lambda a: a[:kept], data)
 
 
@@ -569,26 +596,30 @@ class EvenBatches(keras.utils.PyDataset):
         if not isinstance(dataset, keras.utils.PyDataset):
             raise TypeError(
                 "EvenBatches: `dataset` must be a keras.utils.PyDataset, got "
-                f"{type(dataset).__name__}")
+                f"{type(dataset).__name__}"
+            )
         multiple = batch_multiple() if multiple is None else multiple
-        if isinstance(multiple, bool) or not isinstance(multiple, int) \
-                or multiple < 1:
+        if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
             raise ValueError(
-                f"EvenBatches: `multiple` must be a positive int, got "
-                f"{multiple!r}")
+                f"EvenBatches: `multiple` must be a positive int, got {multiple!r}"
+            )
         if remainder not in ("drop", "pad"):
             raise ValueError(
-                "EvenBatches: `remainder` must be 'drop' or 'pad', got "
-                f"{remainder!r}")
-        super().__init__(workers=dataset.workers,
-                         use_multiprocessing=dataset.use_multiprocessing,
-                         max_queue_size=dataset.max_queue_size)
-        self.dataset, self.multiple, self.remainder = dataset, multiple, \
-            remainder
+                f"EvenBatches: `remainder` must be 'drop' or 'pad', got {remainder!r}"
+            )
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset, self.multiple, self.remainder = dataset, multiple, remainder
         self._length = len(dataset)
-        if remainder == "drop" and self._length and _leading_length(
-                dataset[self._length - 1], "dataset",
-                "EvenBatches") < multiple:
+        if (
+            remainder == "drop"
+            and self._length
+            and _leading_length(dataset[self._length - 1], "dataset", "EvenBatches")
+            < multiple
+        ):
             self._length -= 1
 
     def __len__(self):
@@ -596,22 +627,30 @@ class EvenBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         if not 0 <= index < self._length:
-            raise IndexError(f"EvenBatches: batch index {index} out of range "
-                             f"for {self._length} batches")
+            raise IndexError(
+                f"EvenBatches: batch index {index} out of range "
+                f"for {self._length} batches"
+            )
         batch = self.dataset[index]
         if not isinstance(batch, tuple) or not 2 <= len(batch) <= 3:
             raise ValueError(
                 "EvenBatches: batches must be (x, y) or (x, y, "
                 f"sample_weight), got a {type(batch).__name__} of "
-                f"{len(batch) if isinstance(batch, tuple) else 1}")
+                f"{len(batch) if isinstance(batch, tuple) else 1}"
+            )
         size = _leading_length(batch, "dataset", "EvenBatches")
         if self.remainder == "drop":
             kept = size - size % self.multiple
             return keras.tree.map_structure(lambda a: a[:kept], batch)
         padding = -size % self.multiple
-        weights = np.concatenate([
-            np.asarray(batch[2], "float32") if len(batch) == 3 else
-            np.ones(size, "float32"), np.zeros(padding, "float32")])
+        weights = np.concatenate(
+            [
+                np.asarray(batch[2], "float32")
+                if len(batch) == 3
+                else np.ones(size, "float32"),
+                np.zeros(padding, "float32"),
+            ]
+        )
 
         def pad(a):
             a = np.asarray(a)
@@ -663,12 +702,17 @@ def predict(model, x, batch_size=32, **kwargs):
         returns them.
     """
     multiple = batch_multiple()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
-            or batch_size < 1 or batch_size % multiple:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+        or batch_size % multiple
+    ):
         raise ValueError(
             "predict: `batch_size` must be a positive multiple of the "
             f"number of devices a batch is split across ({multiple}), got "
-            f"{batch_size!r}")
+            f"{batch_size!r}"
+        )
     n = _leading_length(x, "x", "predict")
     padding = -n % multiple
 

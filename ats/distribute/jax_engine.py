@@ -66,19 +66,18 @@ class ChannelParallel(keras.distribution.ModelParallel):
     """
 
     def __init__(self, device_mesh):
-        super().__init__(layout_map=keras.distribution.LayoutMap(device_mesh),
-                         batch_dim_name=_BATCH)
+        super().__init__(
+            layout_map=keras.distribution.LayoutMap(device_mesh), batch_dim_name=_BATCH
+        )
 
     def get_variable_layout(self, variable):
         if getattr(variable, "_layout", None) is not None:
             return variable._layout
         shape = tuple(variable.shape)
-        model_size = self.device_mesh.shape[
-            self.device_mesh.axis_names.index(_MODEL)]
+        model_size = self.device_mesh.shape[self.device_mesh.axis_names.index(_MODEL)]
         name = variable.path.rsplit("/", 1)[-1]
         axes = [None] * len(shape)
-        if name in ("kernel", "bias") and shape and \
-                shape[-1] % model_size == 0:
+        if name in ("kernel", "bias") and shape and shape[-1] % model_size == 0:
             axes[-1] = _MODEL
         return keras.distribution.TensorLayout(axes, self.device_mesh)
 
@@ -91,23 +90,35 @@ def _devices(devices):
         if not 1 <= devices <= len(available):
             raise ValueError(
                 f"configure: `devices` must be between 1 and the number of "
-                f"devices ({len(available)}: {available}), got {devices}")
+                f"devices ({len(available)}: {available}), got {devices}"
+            )
         return available[:devices]
-    if isinstance(devices, (list, tuple)) and devices and \
-            all(isinstance(d, str) for d in devices):
+    if (
+        isinstance(devices, (list, tuple))
+        and devices
+        and all(isinstance(d, str) for d in devices)
+    ):
         unknown = [d for d in devices if d not in available]
         if unknown:
             raise ValueError(
                 f"configure: `devices` {unknown} are not among the JAX "
-                f"devices {available}")
+                f"devices {available}"
+            )
         return list(devices)
     raise ValueError(
         "configure: `devices` must be None, an int or a list of device "
-        f"names such as 'gpu:0', got {devices!r}")
+        f"names such as 'gpu:0', got {devices!r}"
+    )
 
 
-def configure(strategy, devices, model_parallel, coordinator_address=None,
-              num_processes=None, process_id=None):
+def configure(
+    strategy,
+    devices,
+    model_parallel,
+    coordinator_address=None,
+    num_processes=None,
+    process_id=None,
+):
     """``ats.distribute.configure`` on JAX (arguments validated there).
 
     Multi-host: with ``coordinator_address``/``num_processes``/
@@ -127,11 +138,13 @@ def configure(strategy, devices, model_parallel, coordinator_address=None,
     Returns:
         A ``Setup`` (``JaxSetup`` unless the strategy is ``"none"``).
     """
-    if coordinator_address is not None or num_processes is not None \
-            or process_id is not None \
-            or "KERAS_DISTRIBUTION_JOB_ADDRESSES" in os.environ:
-        keras.distribution.initialize(coordinator_address, num_processes,
-                                      process_id)
+    if (
+        coordinator_address is not None
+        or num_processes is not None
+        or process_id is not None
+        or "KERAS_DISTRIBUTION_JOB_ADDRESSES" in os.environ
+    ):
+        keras.distribution.initialize(coordinator_address, num_processes, process_id)
     names = _devices(devices)
     if strategy == "auto":
         if model_parallel > 1:
@@ -142,18 +155,19 @@ def configure(strategy, devices, model_parallel, coordinator_address=None,
         if devices is not None and len(names) > 1:
             raise ValueError(
                 "configure: strategy='none' runs on one device, got "
-                f"`devices`={devices!r}")
+                f"`devices`={devices!r}"
+            )
         return Setup()
     if strategy == "data_parallel":
-        return JaxSetup(strategy,
-                        keras.distribution.DataParallel(devices=names))
+        return JaxSetup(strategy, keras.distribution.DataParallel(devices=names))
     if len(names) % model_parallel:
         raise ValueError(
             f"configure: `model_parallel` ({model_parallel}) must divide the "
-            f"number of devices ({len(names)})")
+            f"number of devices ({len(names)})"
+        )
     mesh = keras.distribution.DeviceMesh(
-        (len(names) // model_parallel, model_parallel), (_BATCH, _MODEL),
-        names)
+        (len(names) // model_parallel, model_parallel), (_BATCH, _MODEL), names
+    )
     return JaxSetup(strategy, ChannelParallel(mesh))
 
 
@@ -169,7 +183,8 @@ def simulate_cpu_devices(count):
         raise RuntimeError(
             "simulate_cpu_devices must be called before JAX runs its first "
             "operation (or set XLA_FLAGS=--xla_force_host_platform_device_"
-            f"count={count} before starting Python)") from error
+            f"count={count} before starting Python)"
+        ) from error
 
 
 def replica_index():

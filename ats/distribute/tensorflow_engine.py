@@ -31,7 +31,8 @@ class TensorFlowSetup(Setup):
         resolver = getattr(tf_strategy, "cluster_resolver", None)
         if resolver is not None and resolver.task_type is not None:
             self.num_processes = len(
-                resolver.cluster_spec().as_dict().get("worker", [None]))
+                resolver.cluster_spec().as_dict().get("worker", [None])
+            )
             self.process_index = int(resolver.task_id)
 
     def barrier(self):
@@ -39,7 +40,9 @@ class TensorFlowSetup(Setup):
         if self.num_processes > 1:
             self.engine.reduce(
                 tf.distribute.ReduceOp.SUM,
-                self.engine.run(lambda: tf.constant(1)), axis=None)
+                self.engine.run(lambda: tf.constant(1)),
+                axis=None,
+            )
 
     def scope(self):
         """``strategy.scope()``.
@@ -51,22 +54,32 @@ class TensorFlowSetup(Setup):
 
 
 def _devices(devices):
-    available = [d.name for d in (tf.config.list_logical_devices("GPU")
-                                  or tf.config.list_logical_devices("CPU"))]
+    available = [
+        d.name
+        for d in (
+            tf.config.list_logical_devices("GPU")
+            or tf.config.list_logical_devices("CPU")
+        )
+    ]
     if devices is None:
         return available
     if isinstance(devices, int) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
             raise ValueError(
                 f"configure: `devices` must be between 1 and the number of "
-                f"devices ({len(available)}: {available}), got {devices}")
+                f"devices ({len(available)}: {available}), got {devices}"
+            )
         return available[:devices]
-    if isinstance(devices, (list, tuple)) and devices and \
-            all(isinstance(d, str) for d in devices):
+    if (
+        isinstance(devices, (list, tuple))
+        and devices
+        and all(isinstance(d, str) for d in devices)
+    ):
         return list(devices)
     raise ValueError(
         "configure: `devices` must be None, an int or a list of device "
-        f"names such as '/gpu:0', got {devices!r}")
+        f"names such as '/gpu:0', got {devices!r}"
+    )
 
 
 def configure(strategy, devices):
@@ -82,16 +95,21 @@ def configure(strategy, devices):
     Returns:
         A ``Setup`` (``TensorFlowSetup`` unless the strategy is ``"none"``).
     """
-    if strategy == "auto" and "TF_CONFIG" in os.environ and \
-            json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+    if (
+        strategy == "auto"
+        and "TF_CONFIG" in os.environ
+        and json.loads(os.environ["TF_CONFIG"]).get("cluster")
+    ):
         strategy = "multi_worker_mirrored"
     if strategy == "multi_worker_mirrored":
         if devices is not None:
             raise ValueError(
                 "configure: `devices` is not supported with "
-                "strategy='multi_worker_mirrored' (it uses every local GPU)")
-        return TensorFlowSetup(strategy, _strategy(
-            tf.distribute.MultiWorkerMirroredStrategy))
+                "strategy='multi_worker_mirrored' (it uses every local GPU)"
+            )
+        return TensorFlowSetup(
+            strategy, _strategy(tf.distribute.MultiWorkerMirroredStrategy)
+        )
     names = _devices(devices)
     if strategy == "auto":
         strategy = "mirrored" if len(names) > 1 else "none"
@@ -99,10 +117,12 @@ def configure(strategy, devices):
         if devices is not None and len(names) > 1:
             raise ValueError(
                 "configure: strategy='none' runs on one device, got "
-                f"`devices`={devices!r}")
+                f"`devices`={devices!r}"
+            )
         return Setup()
-    return TensorFlowSetup(strategy, _strategy(
-        tf.distribute.MirroredStrategy, tuple(names)))
+    return TensorFlowSetup(
+        strategy, _strategy(tf.distribute.MirroredStrategy, tuple(names))
+    )
 
 
 # One strategy per kind and devices in a process: the collective ops of a
@@ -115,8 +135,7 @@ def _strategy(kind, devices=None):
     """The process's ``kind(devices=...)`` strategy, made once."""
     key = (kind, devices)
     if key not in _STRATEGIES:
-        _STRATEGIES[key] = kind() if devices is None else kind(
-            devices=list(devices))
+        _STRATEGIES[key] = kind() if devices is None else kind(devices=list(devices))
     return _STRATEGIES[key]
 
 
@@ -129,11 +148,13 @@ def simulate_cpu_devices(count):
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count
+        )
     except RuntimeError as error:
         raise RuntimeError(
             "simulate_cpu_devices must be called before TensorFlow runs its "
-            "first operation") from error
+            "first operation"
+        ) from error
 
 
 def replica_index():

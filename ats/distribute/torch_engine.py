@@ -17,8 +17,7 @@ import torch.distributed as dist
 
 from . import Setup
 
-_TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                       "MASTER_PORT")
+_TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 class _KerasModule(torch.nn.Module):
@@ -36,7 +35,8 @@ class _KerasModule(torch.nn.Module):
         # Not a submodule: DDP must see only `variables`.
         object.__setattr__(self, "model", model)
         self.variables = torch.nn.ParameterList(
-            [variable.value for variable in model.variables])
+            [variable.value for variable in model.variables]
+        )
 
     def forward(self, *args, **kwargs):
         return self.model(*args, **kwargs)
@@ -64,15 +64,20 @@ class DistributedDataParallelModel(keras.Model):
         if not module.built:
             raise ValueError(
                 "DistributedDataParallelModel: `module` must be built (e.g. "
-                f"a functional model, or called once), got {module.name!r}")
+                f"a functional model, or called once), got {module.name!r}"
+            )
         self.module = module
         if torch.cuda.is_available():
             ddp_kwargs.setdefault("device_ids", [torch.cuda.current_device()])
         # Stored outside Keras' and torch's attribute tracking: the DDP
         # module holds the same parameters as `module`.
-        object.__setattr__(self, "_ddp", torch.nn.parallel.
-                           DistributedDataParallel(_KerasModule(module),
-                                                   **ddp_kwargs))
+        object.__setattr__(
+            self,
+            "_ddp",
+            torch.nn.parallel.DistributedDataParallel(
+                _KerasModule(module), **ddp_kwargs
+            ),
+        )
 
     def call(self, inputs, training=None):
         if training:
@@ -122,8 +127,9 @@ class TorchSetup(Setup):
         Returns:
             ``model.module``.
         """
-        return model.module if isinstance(
-            model, DistributedDataParallelModel) else model
+        return (
+            model.module if isinstance(model, DistributedDataParallelModel) else model
+        )
 
 
 def init_process_group(backend=None):
@@ -142,11 +148,13 @@ def init_process_group(backend=None):
         raise RuntimeError(
             "configure(strategy='ddp') must run in a process started by "
             f"torchrun (missing environment variables {missing}), e.g. "
-            "`torchrun --nproc_per_node=2 train.py`")
+            "`torchrun --nproc_per_node=2 train.py`"
+        )
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group(
-        backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+        backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    )
 
 
 def configure(strategy, devices):
@@ -165,10 +173,10 @@ def configure(strategy, devices):
         raise ValueError(
             "configure: `devices` is not supported on PyTorch, which runs "
             "one process per device: start `torchrun --nproc_per_node=N`, "
-            f"got devices={devices!r}")
+            f"got devices={devices!r}"
+        )
     if strategy == "auto":
-        strategy = "ddp" if int(os.environ.get("WORLD_SIZE", "1")) > 1 \
-            else "none"
+        strategy = "ddp" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none"
     if strategy == "none":
         return Setup()
     init_process_group()

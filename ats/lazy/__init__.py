@@ -17,10 +17,16 @@ PyTorch and TensorFlow. See ``docs/gigapixel.md``.
 
 from .from_sources import FromSources, read_patches
 from .host_call import host_call, host_call_supports_jit
-from .layers import (LazyAttentionSampling, SourcePatches,
-                     lazy_attention_sampling)
+from .layers import LazyAttentionSampling, SourcePatches, lazy_attention_sampling
 from .sequence import SourceSequence
 
-__all__ = ["lazy_attention_sampling", "LazyAttentionSampling",
-           "SourcePatches", "SourceSequence", "FromSources", "read_patches",
-           "host_call", "host_call_supports_jit"]
+__all__ = [
+    "lazy_attention_sampling",
+    "LazyAttentionSampling",
+    "SourcePatches",
+    "SourceSequence",
+    "FromSources",
+    "read_patches",
+    "host_call",
+    "host_call_supports_jit",
+]

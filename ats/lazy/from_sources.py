@@ -43,12 +43,15 @@ def read_patches(x_high_ref, corners, size, channels, dtype):
             source = get_source(row[0])
         except LookupError as error:
             raise PatchReadError(f"batch item {b}: {error}") from None
-        if source.spatial_shape != tuple(row[1:].tolist()) or \
-                source.shape[-1] != channels:
+        if (
+            source.spatial_shape != tuple(row[1:].tolist())
+            or source.shape[-1] != channels
+        ):
             raise PatchReadError(
                 f"{source.name}: batch item {b} refers to it with spatial "
                 f"shape {tuple(row[1:].tolist())} and {channels} channel(s), "
-                f"but the source has shape {source.shape}")
+                f"but the source has shape {source.shape}"
+            )
         out[b] = source.read(batch_corners, size)
     return out
 
@@ -79,7 +82,8 @@ class FromSources(MultiResolutionBatch):
             return self._x_low
         raise ValueError(
             "FromSources: the high-resolution level is never materialized; "
-            "read patches of it with `patches`")
+            "read patches of it with `patches`"
+        )
 
     def spatial_shape(self, level):
         """Level 0: the static spatial shape of ``x_low``; level 1: the
@@ -87,20 +91,34 @@ class FromSources(MultiResolutionBatch):
         if level == 1:
             return self._x_high_ref[:, 1:]
         shape = self._x_low.shape
-        return tuple(shape[1:-1] if self._data_format == "channels_last"
-                     else shape[2:])
+        return tuple(shape[1:-1] if self._data_format == "channels_last" else shape[2:])
 
-    def patches(self, samples, offsets, sample_space, previous_patch_size,
-                patch_size, fromlevel, tolevel):
+    def patches(
+        self,
+        samples,
+        offsets,
+        sample_space,
+        previous_patch_size,
+        patch_size,
+        fromlevel,
+        tolevel,
+    ):
         if (fromlevel, tolevel) != (0, 1):
             raise ValueError(
                 "FromSources reads patches of level 1 (the sources) at "
                 f"positions of level 0 (x_low), got fromlevel={fromlevel}, "
-                f"tolevel={tolevel}")
+                f"tolevel={tolevel}"
+            )
         shape_from = ops.cast(self.spatial_shape(0), "float32")
         shape_to = ops.cast(self.spatial_shape(1), "float32")[:, None, :]
-        corners = patch_offsets(samples, sample_space, previous_patch_size,
-                                patch_size, shape_to / shape_from, offsets)
+        corners = patch_offsets(
+            samples,
+            sample_space,
+            previous_patch_size,
+            patch_size,
+            shape_to / shape_from,
+            offsets,
+        )
         channels_last = self._data_format == "channels_last"
         x_shape = self._x_low.shape
         channels = x_shape[-1] if channels_last else x_shape[1]
@@ -109,8 +127,10 @@ class FromSources(MultiResolutionBatch):
         patches = host_call(
             lambda ref, c: read_patches(ref, c, size, channels, dtype),
             [self._x_high_ref, corners],
-            (x_shape[0], samples.shape[1], *size, channels), dtype,
-            batched=True)
+            (x_shape[0], samples.shape[1], *size, channels),
+            dtype,
+            batched=True,
+        )
         if not channels_last:
             patches = ops.moveaxis(patches, -1, 2)
         return patches, corners

@@ -11,6 +11,7 @@ gradient (they are integer positions and ids here) and its output gets none.
 import keras
 import numpy as np
 from keras import ops
+
 # Not exported by keras: whether Keras is only inferring output shapes.
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
@@ -56,8 +57,10 @@ def host_call(function, args, shape, dtype, batched=False):
     """
     dtype = keras.backend.standardize_dtype(dtype)
     backend = keras.backend.backend()
-    args = [ops.stop_gradient(a) if keras.backend.is_float_dtype(a.dtype)
-            else a for a in (ops.convert_to_tensor(a) for a in args)]
+    args = [
+        ops.stop_gradient(a) if keras.backend.is_float_dtype(a.dtype) else a
+        for a in (ops.convert_to_tensor(a) for a in args)
+    ]
     if backend == "jax":
         import jax
 
@@ -66,16 +69,20 @@ def host_call(function, args, shape, dtype, batched=False):
 
         def callback(*arrays):
             local = (arrays[0].shape[0], *shape[1:]) if batched else shape
-            return jax.pure_callback(
-                call, jax.ShapeDtypeStruct(local, dtype), *arrays)
+            return jax.pure_callback(call, jax.ShapeDtypeStruct(local, dtype), *arrays)
 
         batch_axis = _jax_batch_axis() if batched else None
         if batch_axis is None:
             return callback(*args)
         mesh, axis = batch_axis
         spec = jax.sharding.PartitionSpec(axis)
-        return jax.shard_map(callback, mesh=mesh, in_specs=(spec,) * len(args),
-                             out_specs=spec, check_vma=False)(*args)
+        return jax.shard_map(
+            callback,
+            mesh=mesh,
+            in_specs=(spec,) * len(args),
+            out_specs=spec,
+            check_vma=False,
+        )(*args)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -94,7 +101,8 @@ def host_call(function, args, shape, dtype, batched=False):
         return ops.convert_to_tensor(np.asarray(result, dtype=dtype))
     raise NotImplementedError(
         f"host_call: no host callback for the {backend!r} backend; the lazy "
-        "path runs on jax, tensorflow and torch")
+        "path runs on jax, tensorflow and torch"
+    )
 
 
 def _jax_batch_axis():

@@ -51,16 +51,17 @@ class SourcePatches(SamplePatches):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError(
                 "SourcePatches expects three inputs [x_low, x_high_ref, "
-                f"attention], got input shape {input_shape!r}")
+                f"attention], got input shape {input_shape!r}"
+            )
         shape_low, shape_ref, shape_att = (tuple(s) for s in input_shape)
         ndim = len(shape_low) - 2
         if len(shape_ref) != 2 or shape_ref[1] not in (None, ndim + 1):
             raise ValueError(
                 "SourcePatches: `x_high_ref` must have shape (B, 1 + ndim) = "
                 f"(B, {ndim + 1}) for x_low of shape {shape_low}, got "
-                f"{shape_ref}")
-        super().build([shape_low, self._stand_in_high_shape(shape_low),
-                       shape_att])
+                f"{shape_ref}"
+            )
+        super().build([shape_low, self._stand_in_high_shape(shape_low), shape_att])
 
     def _source(self, x_low, x_high_ref):
         return FromSources([x_low, ops.cast(x_high_ref, "int32")])
@@ -68,15 +69,18 @@ class SourcePatches(SamplePatches):
     def compute_output_shape(self, input_shape):
         shape_low, _, shape_att = input_shape
         return super().compute_output_shape(
-            [shape_low, self._stand_in_high_shape(tuple(shape_low)),
-             shape_att])
+            [shape_low, self._stand_in_high_shape(tuple(shape_low)), shape_att]
+        )
 
     def compute_output_spec(self, inputs):
         x_low, x_high_ref, attention = inputs
         patches_shape, sampled_shape = self.compute_output_shape(
-            [x_low.shape, x_high_ref.shape, attention.shape])
-        return [keras.KerasTensor(patches_shape, dtype=x_low.dtype),
-                keras.KerasTensor(sampled_shape, dtype="float32")]
+            [x_low.shape, x_high_ref.shape, attention.shape]
+        )
+        return [
+            keras.KerasTensor(patches_shape, dtype=x_low.dtype),
+            keras.KerasTensor(sampled_shape, dtype="float32"),
+        ]
 
 
 class LazyAttentionSampling(AttentionSampling):
@@ -88,19 +92,44 @@ class LazyAttentionSampling(AttentionSampling):
     computation, part by part.
     """
 
-    def __init__(self, attention, feature, patch_size=None, n_patches=10,
-                 replace=False, attention_regularizer=None, receptive_field=0,
-                 seed=None, **kwargs):
-        super().__init__(attention, feature, patch_size, n_patches, replace,
-                         attention_regularizer, receptive_field, seed,
-                         **kwargs)
+    def __init__(
+        self,
+        attention,
+        feature,
+        patch_size=None,
+        n_patches=10,
+        replace=False,
+        attention_regularizer=None,
+        receptive_field=0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            attention,
+            feature,
+            patch_size,
+            n_patches,
+            replace,
+            attention_regularizer,
+            receptive_field,
+            seed,
+            **kwargs,
+        )
         self.sample_patches = SourcePatches(
-            n_patches, self.patch_size, receptive_field, replace, seed=seed)
+            n_patches, self.patch_size, receptive_field, replace, seed=seed
+        )
 
 
-def lazy_attention_sampling(attention, feature, patch_size=None, n_patches=10,
-                            replace=False, attention_regularizer=None,
-                            receptive_field=0, seed=None):
+def lazy_attention_sampling(
+    attention,
+    feature,
+    patch_size=None,
+    n_patches=10,
+    replace=False,
+    attention_regularizer=None,
+    receptive_field=0,
+    seed=None,
+):
     """``attention_sampling`` for images that are never tensors.
 
     The attention network runs on ``x_low`` in the model; ``n_patches``
@@ -133,6 +162,13 @@ def lazy_attention_sampling(attention, feature, patch_size=None, n_patches=10,
         ...                     keras.layers.Dense(10)(features))
         >>> model.fit(SourceSequence(sources, labels, batch_size=8))
     """
-    return LazyAttentionSampling(attention, feature, patch_size, n_patches,
-                                 replace, attention_regularizer,
-                                 receptive_field, seed)
+    return LazyAttentionSampling(
+        attention,
+        feature,
+        patch_size,
+        n_patches,
+        replace,
+        attention_regularizer,
+        receptive_field,
+        seed,
+    )

@@ -47,13 +47,23 @@ class SourceSequence(keras.utils.PyDataset):
         ...                          patch_size=(50, 50), shuffle=True))
     """
 
-    def __init__(self, sources, y=None, batch_size=32, patch_size=None,
-                 shuffle=False, seed=0, data_format=None, **kwargs):
+    def __init__(
+        self,
+        sources,
+        y=None,
+        batch_size=32,
+        patch_size=None,
+        shuffle=False,
+        seed=0,
+        data_format=None,
+        **kwargs,
+    ):
         if kwargs.get("use_multiprocessing"):
             raise ValueError(
                 "SourceSequence: `use_multiprocessing=True` is not supported "
                 "(open files cannot be shared with forked workers); use "
-                "threads (`workers`)")
+                "threads (`workers`)"
+            )
         super().__init__(**kwargs)
         self.sources = list(sources)
         if not self.sources:
@@ -62,17 +72,18 @@ class SourceSequence(keras.utils.PyDataset):
             if not isinstance(source, PatchSource):
                 raise TypeError(
                     f"SourceSequence: sources[{i}] must be a PatchSource, got "
-                    f"{type(source).__name__}")
+                    f"{type(source).__name__}"
+                )
         first = self.sources[0]
         for source in self.sources[1:]:
-            if (source.low_shape, source.dtype) != (first.low_shape,
-                                                    first.dtype):
+            if (source.low_shape, source.dtype) != (first.low_shape, first.dtype):
                 raise SourceError(
                     f"{source.name}: its low view has shape "
                     f"{source.low_shape} and dtype {source.dtype}, but "
                     f"{first.name}'s has {first.low_shape} and "
                     f"{first.dtype}; a batch stacks low views, so they must "
-                    "agree")
+                    "agree"
+                )
         if patch_size is not None:
             for source in self.sources:
                 source.check_patch_size(patch_size)
@@ -80,11 +91,17 @@ class SourceSequence(keras.utils.PyDataset):
         if self.y is not None and len(self.y) != len(self.sources):
             raise ValueError(
                 f"SourceSequence: `y` has {len(self.y)} entries for "
-                f"{len(self.sources)} sources")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
-                or batch_size < 1:
-            raise ValueError("SourceSequence: `batch_size` must be a positive"
-                             f" int, got {batch_size!r}")
+                f"{len(self.sources)} sources"
+            )
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or batch_size < 1
+        ):
+            raise ValueError(
+                "SourceSequence: `batch_size` must be a positive"
+                f" int, got {batch_size!r}"
+            )
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.seed = seed
@@ -96,7 +113,8 @@ class SourceSequence(keras.utils.PyDataset):
         if not self.shuffle:
             return np.arange(len(self.sources))
         return np.random.default_rng([self.seed, self.epoch]).permutation(
-            len(self.sources))
+            len(self.sources)
+        )
 
     def __len__(self):
         return math.ceil(len(self.sources) / self.batch_size)
@@ -104,10 +122,10 @@ class SourceSequence(keras.utils.PyDataset):
     def __getitem__(self, index):
         index = operator.index(index)
         if not 0 <= index < len(self):
-            raise IndexError(f"batch index {index} out of range for "
-                             f"{len(self)} batches")
-        batch = self._order[index * self.batch_size:
-                            (index + 1) * self.batch_size]
+            raise IndexError(
+                f"batch index {index} out of range for {len(self)} batches"
+            )
+        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         x_low = np.stack([self.sources[i].low() for i in batch])
         if self.data_format == "channels_first":
             x_low = np.moveaxis(x_low, -1, 1)

@@ -59,8 +59,7 @@ _ATTENTION, _FEATURE, _CLASSIFIER = "attention", "feature", "classifier"
 
 
 def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}")
     return int(value)
 
@@ -71,12 +70,18 @@ def _image_shape(name, shape):
         shape = tuple(shape)
     except TypeError:
         shape = None
-    if shape is None or len(shape) != 3 or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-            and s > 0 for s in shape):
+    if (
+        shape is None
+        or len(shape) != 3
+        or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+            for s in shape
+        )
+    ):
         raise ValueError(
             f"`{name}` must be an image shape (height, width, channels) of "
-            f"positive ints, got {shape!r}")
+            f"positive ints, got {shape!r}"
+        )
     return tuple(int(s) for s in shape)
 
 
@@ -98,18 +103,23 @@ def attention_network(filters=8, smooth=1e-4):
         to an attention distribution ``(B, h, w)``.
     """
     filters = _positive_int("filters", filters)
-    return keras.Sequential([
-        layers.Conv2D(filters, 3, padding="same", activation="tanh"),
-        layers.Conv2D(filters, 3, padding="same", activation="tanh"),
-        layers.Conv2D(1, 3, padding="same"),
-        SampleSoftmax(squeeze_channels=True, smooth=smooth),
-    ], name=_ATTENTION)
+    return keras.Sequential(
+        [
+            layers.Conv2D(filters, 3, padding="same", activation="tanh"),
+            layers.Conv2D(filters, 3, padding="same", activation="tanh"),
+            layers.Conv2D(1, 3, padding="same"),
+            SampleSoftmax(squeeze_channels=True, smooth=smooth),
+        ],
+        name=_ATTENTION,
+    )
 
 
 def _feature_convolutions(filters):
     """The feature network's four ReLU convolutions (7x7, then 3x3)."""
-    return [layers.Conv2D(filters, kernel, strides=strides, activation="relu")
-            for kernel, strides in _FEATURE_CONVOLUTIONS]
+    return [
+        layers.Conv2D(filters, kernel, strides=strides, activation="relu")
+        for kernel, strides in _FEATURE_CONVOLUTIONS
+    ]
 
 
 def feature_network(patch_size=(50, 50), filters=32, channels=1):
@@ -131,22 +141,37 @@ def feature_network(patch_size=(50, 50), filters=32, channels=1):
     filters = _positive_int("filters", filters)
     channels = _positive_int("channels", channels)
     patch_size = tuple(patch_size)
-    if len(patch_size) != 2 or min(_positive_int("patch_size", s)
-                                   for s in patch_size) < 27:
+    if (
+        len(patch_size) != 2
+        or min(_positive_int("patch_size", s) for s in patch_size) < 27
+    ):
         raise ValueError(
             "`patch_size` must be (height, width) with both at least 27 "
-            f"(the feature network's receptive field), got {patch_size!r}")
-    return keras.Sequential([
-        keras.Input((*patch_size, channels)),
-        *_feature_convolutions(filters),
-        layers.GlobalMaxPooling2D(),
-        L2Normalize(),
-    ], name=_FEATURE)
+            f"(the feature network's receptive field), got {patch_size!r}"
+        )
+    return keras.Sequential(
+        [
+            keras.Input((*patch_size, channels)),
+            *_feature_convolutions(filters),
+            layers.GlobalMaxPooling2D(),
+            L2Normalize(),
+        ],
+        name=_FEATURE,
+    )
 
 
-def ats_model(low_shape, high_shape, n_classes=10, n_patches=10,
-              patch_size=(50, 50), regularizer_strength=1e-4, replace=False,
-              filters=32, attention_filters=8, seed=None):
+def ats_model(
+    low_shape,
+    high_shape,
+    n_classes=10,
+    n_patches=10,
+    patch_size=(50, 50),
+    regularizer_strength=1e-4,
+    replace=False,
+    filters=32,
+    attention_filters=8,
+    seed=None,
+):
     """The attention-sampling model of the Megapixel MNIST experiment.
 
     Args:
@@ -174,20 +199,26 @@ def ats_model(low_shape, high_shape, n_classes=10, n_patches=10,
     if low_shape[-1] != high_shape[-1]:
         raise ValueError(
             "`low_shape` and `high_shape` must have the same channels, got "
-            f"{low_shape} and {high_shape}")
+            f"{low_shape} and {high_shape}"
+        )
     if regularizer_strength < 0:
-        raise ValueError("`regularizer_strength` must be >= 0, got "
-                         f"{regularizer_strength!r}")
+        raise ValueError(
+            f"`regularizer_strength` must be >= 0, got {regularizer_strength!r}"
+        )
     x_low, x_high = keras.Input(low_shape), keras.Input(high_shape)
-    regularizer = MultinomialEntropy(regularizer_strength) \
-        if regularizer_strength else None
+    regularizer = (
+        MultinomialEntropy(regularizer_strength) if regularizer_strength else None
+    )
     features, _, _ = attention_sampling(
         attention_network(attention_filters),
         feature_network(patch_size, filters, high_shape[-1]),
-        patch_size=tuple(patch_size), n_patches=n_patches, replace=replace,
-        attention_regularizer=regularizer, seed=seed)([x_low, x_high])
-    y = layers.Dense(n_classes, activation="softmax",
-                     name=_CLASSIFIER)(features)
+        patch_size=tuple(patch_size),
+        n_patches=n_patches,
+        replace=replace,
+        attention_regularizer=regularizer,
+        seed=seed,
+    )([x_low, x_high])
+    y = layers.Dense(n_classes, activation="softmax", name=_CLASSIFIER)(features)
     return keras.Model([x_low, x_high], y, name="ats")
 
 
@@ -211,8 +242,9 @@ def full_image_cnn(high_shape, n_classes=10, filters=32):
     high_shape = _image_shape("high_shape", high_shape)
     n_classes = _positive_int("n_classes", n_classes)
     filters = _positive_int("filters", filters)
-    return _image_classifier(high_shape, _feature_convolutions(filters),
-                             n_classes, "full_cnn")
+    return _image_classifier(
+        high_shape, _feature_convolutions(filters), n_classes, "full_cnn"
+    )
 
 
 def low_res_cnn(low_shape, n_classes=10, filters=32):
@@ -233,22 +265,26 @@ def low_res_cnn(low_shape, n_classes=10, filters=32):
     low_shape = _image_shape("low_shape", low_shape)
     n_classes = _positive_int("n_classes", n_classes)
     filters = _positive_int("filters", filters)
-    convolutions = [layers.Conv2D(filters, 3, strides=strides,
-                                  padding="same", activation="relu")
-                    for strides in (1, 1, 2, 1)]
+    convolutions = [
+        layers.Conv2D(filters, 3, strides=strides, padding="same", activation="relu")
+        for strides in (1, 1, 2, 1)
+    ]
     return _image_classifier(low_shape, convolutions, n_classes, "low_cnn")
 
 
 def _image_classifier(shape, convolutions, n_classes, name):
     """``convolutions`` on images of ``shape``, then global max pooling,
     ``L2Normalize`` and a ``Dense`` softmax: the baselines' common head."""
-    return keras.Sequential([
-        keras.Input(shape),
-        *convolutions,
-        layers.GlobalMaxPooling2D(),
-        L2Normalize(),
-        layers.Dense(n_classes, activation="softmax", name=_CLASSIFIER),
-    ], name=name)
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            *convolutions,
+            layers.GlobalMaxPooling2D(),
+            L2Normalize(),
+            layers.Dense(n_classes, activation="softmax", name=_CLASSIFIER),
+        ],
+        name=name,
+    )
 
 
 MODELS = {"ats": ("low", "high"), "full-cnn": ("high",), "low-cnn": ("low",)}
@@ -256,13 +292,13 @@ MODELS = {"ats": ("low", "high"), "full-cnn": ("high",), "low-cnn": ("low",)}
 
 
 def _sample_patches_layer(model):
-    found = [layer for layer in model.layers
-             if isinstance(layer, SamplePatches)]
+    found = [layer for layer in model.layers if isinstance(layer, SamplePatches)]
     if len(found) != 1:
         raise ValueError(
             "`model` must be an attention-sampling model built by ats_model "
             f"(with one SamplePatches layer), got {len(found)} such layers "
-            f"in {model.name!r}")
+            f"in {model.name!r}"
+        )
     return found[0]
 
 
@@ -295,20 +331,39 @@ def inspect(model, x_low, x_high, deterministic=False, seed=None):
     x_high = ops.convert_to_tensor(np.asarray(x_high, dtype="float32"))
     attention = model.get_layer(_ATTENTION)(x_low)
     positions, sampled = sample(
-        sampler.n_patches, attention, replace=sampler.replace,
-        use_logits=sampler.use_logits, deterministic=deterministic,
-        seed=keras.random.SeedGenerator(seed))
+        sampler.n_patches,
+        attention,
+        replace=sampler.replace,
+        use_logits=sampler.use_logits,
+        deterministic=deterministic,
+        seed=keras.random.SeedGenerator(seed),
+    )
     rf = sampler.receptive_field
     low = np.asarray(x_low.shape[1:-1], dtype="float32")
     patches, corners = FromTensors([x_low, x_high]).patches(
-        positions, rf / 2, tuple(attention.shape[1:]), low - rf,
-        sampler.patch_size, 0, 1)
+        positions,
+        rf / 2,
+        tuple(attention.shape[1:]),
+        low - rf,
+        sampler.patch_size,
+        0,
+        1,
+    )
     batch, n = patches.shape[:2]
     features = model.get_layer(_FEATURE)(
-        ops.reshape(patches, (batch * n, *patches.shape[2:])))
+        ops.reshape(patches, (batch * n, *patches.shape[2:]))
+    )
     features = ops.reshape(features, (batch, n, -1))
     probabilities = model.get_layer(_CLASSIFIER)(
-        expected(sampled, features, replace=sampler.replace))
-    return {name: ops.convert_to_numpy(value) for name, value in (
-        ("attention", attention), ("corners", corners), ("patches", patches),
-        ("sampled_attention", sampled), ("probabilities", probabilities))}
+        expected(sampled, features, replace=sampler.replace)
+    )
+    return {
+        name: ops.convert_to_numpy(value)
+        for name, value in (
+            ("attention", attention),
+            ("corners", corners),
+            ("patches", patches),
+            ("sampled_attention", sampled),
+            ("probabilities", probabilities),
+        )
+    }

@@ -14,18 +14,19 @@ def _validate_size(size, ndim):
     except TypeError:
         raise TypeError(
             f"extract_patches: `size` must be a tuple of {ndim} positive "
-            f"integers, got {size!r}") from None
+            f"integers, got {size!r}"
+        ) from None
     if len(size) != ndim or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s > 0
-            for s in size):
+        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size
+    ):
         raise ValueError(
             f"extract_patches: `size` must be a tuple of {ndim} positive "
-            f"integers (one per spatial dimension of `x`), got {size!r}")
+            f"integers (one per spatial dimension of `x`), got {size!r}"
+        )
     return size
 
 
-def extract_patches(x, offsets, size, data_format=None,
-                    implementation="auto"):
+def extract_patches(x, offsets, size, data_format=None, implementation="auto"):
     """Copy the patches of ``x`` whose top-left corners are ``offsets``.
 
     Patches may overhang the border of ``x``: the pixels outside are zeros.
@@ -61,31 +62,36 @@ def extract_patches(x, offsets, size, data_format=None,
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(
             "extract_patches: `data_format` must be 'channels_last' or "
-            f"'channels_first', got {data_format!r}")
+            f"'channels_first', got {data_format!r}"
+        )
     x = ops.convert_to_tensor(x)
     rank = len(x.shape)
     if not 3 <= rank <= 5:
         raise ValueError(
             "extract_patches: `x` must have rank 3 to 5 (batch, 1 to 3 "
-            f"spatial dimensions, channels), got shape {tuple(x.shape)}")
+            f"spatial dimensions, channels), got shape {tuple(x.shape)}"
+        )
     ndim = rank - 2
     size = _validate_size(size, ndim)
     offsets = ops.cast(offsets, "int32")
     if len(offsets.shape) != 3 or offsets.shape[-1] not in (None, ndim):
         raise ValueError(
             f"extract_patches: `offsets` must have shape (B, N, {ndim}), got "
-            f"{tuple(offsets.shape)}")
+            f"{tuple(offsets.shape)}"
+        )
 
     if implementation not in ("auto", "generic", "fast"):
         raise ValueError(
             "extract_patches: `implementation` must be 'auto', 'generic' or "
-            f"'fast', got {implementation!r}")
+            f"'fast', got {implementation!r}"
+        )
     fast_path = _FAST_PATHS.get(keras.backend.backend())
     if implementation == "fast" and fast_path is None:
         raise ValueError(
             "extract_patches: the backend "
             f"{keras.backend.backend()!r} has no fast path; use "
-            "implementation='generic' or 'auto'")
+            "implementation='generic' or 'auto'"
+        )
     symbolic = isinstance(x, keras.KerasTensor)
     if implementation != "generic" and fast_path is not None and not symbolic:
         return fast_path(x, offsets, size, data_format == "channels_last")
@@ -154,11 +160,10 @@ def _extract_jax(x, offsets, size, channels_last):
     Under ``jit`` XLA fuses the pad into the slices, so the padded image is
     never written; the function is jitted so that this holds in eager mode.
     """
-    return _jax_pad_and_slice(size, channels_last)(ops.stop_gradient(x),
-                                                   offsets)
+    return _jax_pad_and_slice(size, channels_last)(ops.stop_gradient(x), offsets)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jax_pad_and_slice(size, channels_last):
     import jax
     from jax import lax
@@ -166,8 +171,7 @@ def _jax_pad_and_slice(size, channels_last):
     ndim = len(size)
 
     def extract(x, offsets):
-        spatial_axes = range(1, 1 + ndim) if channels_last \
-            else range(2, 2 + ndim)
+        spatial_axes = range(1, 1 + ndim) if channels_last else range(2, 2 + ndim)
         padding = [(0, 0)] * x.ndim
         for axis, s in zip(spatial_axes, size):
             padding[axis] = (s, s)
@@ -178,10 +182,8 @@ def _jax_pad_and_slice(size, channels_last):
 
         def one_patch(image, corner):
             if channels_last:
-                return lax.dynamic_slice(image, (*corner, zero),
-                                         (*size, channels))
-            return lax.dynamic_slice(image, (zero, *corner),
-                                     (channels, *size))
+                return lax.dynamic_slice(image, (*corner, zero), (*size, channels))
+            return lax.dynamic_slice(image, (zero, *corner), (channels, *size))
 
         per_image = jax.vmap(one_patch, in_axes=(None, 0))
         return jax.vmap(per_image)(padded, corners)

@@ -3,8 +3,9 @@
 from keras import ops
 
 
-def patch_offsets(samples, sample_space, previous_patch_size, patch_size,
-                  scale, offsets=0.0):
+def patch_offsets(
+    samples, sample_space, previous_patch_size, patch_size, scale, offsets=0.0
+):
     """Top-left corners of patches centred on sampled attention cells.
 
     The attention map of shape ``sample_space`` covers a region of

@@ -24,7 +24,18 @@ from .resources import peak_memory_mb
 from .run import RunDirectory, atomic_write, write_json
 from .trainer import fit, metrics_row
 
-__all__ = ["RunDirectory", "atomic_write", "write_json", "save_checkpoint",
-           "load_checkpoint", "fit", "metrics_row", "evaluate",
-           "deterministic_sampling", "has_sampling", "peak_memory_mb",
-           "write_run_report", "compare_runs"]
+__all__ = [
+    "RunDirectory",
+    "atomic_write",
+    "write_json",
+    "save_checkpoint",
+    "load_checkpoint",
+    "fit",
+    "metrics_row",
+    "evaluate",
+    "deterministic_sampling",
+    "has_sampling",
+    "peak_memory_mb",
+    "write_run_report",
+    "compare_runs",
+]

@@ -25,11 +25,14 @@ def _variables(model):
     if model.optimizer is None:
         raise ValueError(
             f"`model` ({model.name!r}) must be compiled (with an optimizer) "
-            "to save or load a checkpoint")
+            "to save or load a checkpoint"
+        )
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    return {"model": list(model.variables),
-            "optimizer": list(model.optimizer.variables)}
+    return {
+        "model": list(model.variables),
+        "optimizer": list(model.optimizer.variables),
+    }
 
 
 def save_checkpoint(path, model, state):
@@ -46,8 +49,7 @@ def save_checkpoint(path, model, state):
         for i, v in enumerate(variables):
             # Through a tensor: numpy cannot convert a tf.distribute
             # MirroredVariable scalar (`v.value`) directly.
-            arrays[f"{group}_{i}"] = ops.convert_to_numpy(
-                ops.convert_to_tensor(v))
+            arrays[f"{group}_{i}"] = ops.convert_to_numpy(ops.convert_to_tensor(v))
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -68,13 +70,15 @@ def load_checkpoint(path, model):
                 raise ValueError(
                     f"checkpoint {str(path)!r} holds {len(saved_paths)} "
                     f"{group} variables but the model has {len(variables)}: "
-                    "it was saved from a differently configured model")
+                    "it was saved from a differently configured model"
+                )
             for i, v in enumerate(variables):
                 value = data[f"{group}_{i}"]
                 if tuple(value.shape) != tuple(v.shape):
                     raise ValueError(
                         f"checkpoint {str(path)!r}: {group} variable {i} "
                         f"({saved_paths[i]!r}) has shape {value.shape} but "
-                        f"the model's ({v.path!r}) has {tuple(v.shape)}")
+                        f"the model's ({v.path!r}) has {tuple(v.shape)}"
+                    )
                 v.assign(value)
         return json.loads(str(data["state"]))

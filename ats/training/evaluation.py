@@ -20,8 +20,11 @@ __all__ = ["deterministic_sampling", "has_sampling", "evaluate"]
 
 def _sample_patches_layers(model):
     """Every ``SamplePatches`` layer of ``model``, nested models included."""
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, SamplePatches)]
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, SamplePatches)
+    ]
 
 
 def has_sampling(model):
@@ -66,8 +69,11 @@ def _evaluate_once(model, data, verbose):
     logs = model.evaluate(data, verbose=verbose, return_dict=True)
     if "accuracy" not in logs:
         raise ValueError("`model` must be compiled with metrics=['accuracy']")
-    return {"loss": float(logs["loss"]), "error": 1.0 - float(logs["accuracy"]),
-            "seconds": time.perf_counter() - start}
+    return {
+        "loss": float(logs["loss"]),
+        "error": 1.0 - float(logs["accuracy"]),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def evaluate(model, data, verbose=1, draws=5):
@@ -90,12 +96,15 @@ def evaluate(model, data, verbose=1, draws=5):
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"`draws` must be a positive int, got {draws!r}")
     sampling = has_sampling(model)
-    passes = [_evaluate_once(model, data, verbose)
-              for _ in range(draws if sampling else 1)]
-    sampled = {"loss": statistics.fmean(p["loss"] for p in passes),
-               "error": statistics.fmean(p["error"] for p in passes),
-               "seconds": sum(p["seconds"] for p in passes),
-               "errors": [p["error"] for p in passes]}
+    passes = [
+        _evaluate_once(model, data, verbose) for _ in range(draws if sampling else 1)
+    ]
+    sampled = {
+        "loss": statistics.fmean(p["loss"] for p in passes),
+        "error": statistics.fmean(p["error"] for p in passes),
+        "seconds": sum(p["seconds"] for p in passes),
+        "errors": [p["error"] for p in passes],
+    }
     results = {"sampled": sampled, "top_k": None}
     if sampling:
         with deterministic_sampling(model):

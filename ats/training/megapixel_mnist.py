@@ -31,8 +31,11 @@ import keras
 import numpy as np
 
 from .. import distribute
-from ..datasets.megapixel_mnist import (MegapixelMNIST, MegapixelMNISTConfig,
-                                        MegapixelMNISTSequence)
+from ..datasets.megapixel_mnist import (
+    MegapixelMNIST,
+    MegapixelMNISTConfig,
+    MegapixelMNISTSequence,
+)
 from ..models import megapixel_mnist as models
 from .checkpoint import load_checkpoint
 from .evaluation import evaluate
@@ -41,8 +44,16 @@ from .resources import peak_memory_mb
 from .run import RunDirectory
 from .trainer import fit
 
-__all__ = ["TrainConfig", "PRESETS", "train_config", "make_data",
-           "build_model", "train", "evaluate_run", "draw_pictures"]
+__all__ = [
+    "TrainConfig",
+    "PRESETS",
+    "train_config",
+    "make_data",
+    "build_model",
+    "train",
+    "evaluate_run",
+    "draw_pictures",
+]
 
 EXPERIMENT = "megapixel_mnist"
 
@@ -94,74 +105,105 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.model not in models.MODELS:
-            raise ValueError(f"model must be one of {sorted(models.MODELS)}, "
-                             f"got {self.model!r}")
-        for name in ("epochs", "batch_size", "n_patches", "filters",
-                     "attention_filters", "workers"):
+            raise ValueError(
+                f"model must be one of {sorted(models.MODELS)}, got {self.model!r}"
+            )
+        for name in (
+            "epochs",
+            "batch_size",
+            "n_patches",
+            "filters",
+            "attention_filters",
+            "workers",
+        ):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
         if self.train_images is not None:
             _check_int("train_images", self.train_images, 1)
         for name in ("learning_rate", "clipnorm"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got "
-                                 f"{value!r}")
-        if isinstance(self.regularizer_strength, bool) or not isinstance(
-                self.regularizer_strength, (int, float)) or \
-                self.regularizer_strength < 0:
-            raise ValueError("regularizer_strength must be a number >= 0, "
-                             f"got {self.regularizer_strength!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or value <= 0
+            ):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if (
+            isinstance(self.regularizer_strength, bool)
+            or not isinstance(self.regularizer_strength, (int, float))
+            or self.regularizer_strength < 0
+        ):
+            raise ValueError(
+                "regularizer_strength must be a number >= 0, "
+                f"got {self.regularizer_strength!r}"
+            )
         for name in ("replace", "cache"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got "
-                                 f"{getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
         object.__setattr__(self, "patch_size", tuple(self.patch_size))
         if len(self.patch_size) != 2:
-            raise ValueError("patch_size must be (height, width), got "
-                             f"{self.patch_size!r}")
+            raise ValueError(
+                f"patch_size must be (height, width), got {self.patch_size!r}"
+            )
         for size in self.patch_size:
             _check_int("patch_size", size, 1)
-        object.__setattr__(self, "picture_images",
-                           tuple(self.picture_images))
+        object.__setattr__(self, "picture_images", tuple(self.picture_images))
         for index in self.picture_images:
             _check_int("picture_images", index, 0)
 
     def to_dict(self):
         """The fields as a JSON-serialisable dict."""
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in dataclasses.asdict(self).items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
 
 
 def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got "
-                         f"{value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 PRESETS = {
     "paper": {
         "description": "the paper's set-up: 1500x1500 images with noise, "
-                       "scale 0.12, 10 patches of 50x50, batch 128; needs a "
-                       "GPU or days of CPU",
+        "scale 0.12, 10 patches of 50x50, batch 128; needs a "
+        "GPU or days of CPU",
         "data": MegapixelMNISTConfig.paper().to_dict(),
-        "train": {"batch_size": 128, "learning_rate": 1e-3, "clipnorm": 1.0,
-                  "n_patches": 10, "patch_size": (50, 50),
-                  "regularizer_strength": 1e-4, "workers": 2},
+        "train": {
+            "batch_size": 128,
+            "learning_rate": 1e-3,
+            "clipnorm": 1.0,
+            "n_patches": 10,
+            "patch_size": (50, 50),
+            "regularizer_strength": 1e-4,
+            "workers": 2,
+        },
         "epochs": {"ats": 500, "full-cnn": 500, "low-cnn": 500},
     },
     "quick": {
         "description": "a CPU demo: 250x250 images with noise, scale 0.25, "
-                       "16 patches of 40x40, a few minutes of training",
+        "16 patches of 40x40, a few minutes of training",
         "data": MegapixelMNISTConfig(
-            width=250, height=250, scale=0.25, n_noise=3, n_train=8000,
-            n_test=500).to_dict(),
-        "train": {"batch_size": 16, "learning_rate": 3e-3, "clipnorm": 1.0,
-                  "n_patches": 16, "patch_size": (40, 40),
-                  "regularizer_strength": 1e-4, "filters": 16, "workers": 2,
-                  "cache": True},
+            width=250, height=250, scale=0.25, n_noise=3, n_train=8000, n_test=500
+        ).to_dict(),
+        "train": {
+            "batch_size": 16,
+            "learning_rate": 3e-3,
+            "clipnorm": 1.0,
+            "n_patches": 16,
+            "patch_size": (40, 40),
+            "regularizer_strength": 1e-4,
+            "filters": 16,
+            "workers": 2,
+            "cache": True,
+        },
         "epochs": {"ats": 15, "full-cnn": 1, "low-cnn": 1},
     },
 }
@@ -172,8 +214,7 @@ of epochs per model."""
 
 def _preset(name):
     if name not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got "
-                         f"{name!r}")
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
     return PRESETS[name]
 
 
@@ -190,10 +231,8 @@ def train_config(preset="quick", model="ats", **overrides):
     """
     spec = _preset(preset)
     if model not in models.MODELS:
-        raise ValueError(f"model must be one of {sorted(models.MODELS)}, "
-                         f"got {model!r}")
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(
-        TrainConfig)}
+        raise ValueError(f"model must be one of {sorted(models.MODELS)}, got {model!r}")
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
     fields = {**spec["train"], "model": model, "epochs": spec["epochs"][model]}
@@ -217,8 +256,10 @@ def make_data(preset, out, progress=True, **overrides):
     Returns:
         The ``MegapixelMNIST`` data set.
     """
-    fields = {**_preset(preset)["data"],
-              **{k: v for k, v in overrides.items() if v is not None}}
+    fields = {
+        **_preset(preset)["data"],
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
     config = MegapixelMNISTConfig(**fields)
     out = Path(out)
     if (out / "config.json").is_file():
@@ -229,7 +270,8 @@ def make_data(preset, out, progress=True, **overrides):
             return existing
         raise FileExistsError(
             f"{str(out)!r} already holds a different data set "
-            f"({existing.config}); choose another --out directory")
+            f"({existing.config}); choose another --out directory"
+        )
     data = MegapixelMNIST.generate(config, progress=progress)
     data.save(out)
     return data
@@ -253,24 +295,27 @@ def build_model(config, data_config, setup=None):
     """
     if config.model == "ats":
         model = models.ats_model(
-            data_config.low_shape, data_config.high_shape,
-            n_patches=config.n_patches, patch_size=config.patch_size,
+            data_config.low_shape,
+            data_config.high_shape,
+            n_patches=config.n_patches,
+            patch_size=config.patch_size,
             regularizer_strength=config.regularizer_strength,
-            replace=config.replace, filters=config.filters,
-            attention_filters=config.attention_filters, seed=config.seed)
+            replace=config.replace,
+            filters=config.filters,
+            attention_filters=config.attention_filters,
+            seed=config.seed,
+        )
     elif config.model == "full-cnn":
-        model = models.full_image_cnn(data_config.high_shape,
-                                      filters=config.filters)
+        model = models.full_image_cnn(data_config.high_shape, filters=config.filters)
     else:
-        model = models.low_res_cnn(data_config.low_shape,
-                                   filters=config.filters)
+        model = models.low_res_cnn(data_config.low_shape, filters=config.filters)
     if setup is not None:
         model = setup.wrap(model)
     model.compile(
         keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
         "sparse_categorical_crossentropy",
-        weighted_metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     return model
 
 
@@ -292,9 +337,15 @@ def _sequence(data, name, config, setup=None):
     # At most `workers` batches wait in the queue: a batch of the paper's
     # 1500x1500 images takes 1.2 GB.
     sequence = MegapixelMNISTSequence(
-        split, batch_size, shuffle=training, seed=config.seed,
-        views=models.MODELS[config.model], cache=config.cache,
-        workers=config.workers, max_queue_size=config.workers)
+        split,
+        batch_size,
+        shuffle=training,
+        seed=config.seed,
+        views=models.MODELS[config.model],
+        cache=config.cache,
+        workers=config.workers,
+        max_queue_size=config.workers,
+    )
     return distribute.even_batches(sequence, training)
 
 
@@ -312,26 +363,31 @@ class _Pictures:
 
         if not len(self.y):
             return None
-        seen = models.inspect(self.model, self.x_low, self.x_high,
-                              deterministic=deterministic, seed=self.seed)
+        seen = models.inspect(
+            self.model,
+            self.x_low,
+            self.x_high,
+            deterministic=deterministic,
+            seed=self.seed,
+        )
         path = self.run.picture_path(name)
-        save_attention_figure(path, self.x_high, seen, labels=self.y,
-                              title=title)
+        save_attention_figure(path, self.x_high, seen, labels=self.y, title=title)
         return path
 
     def epoch(self, epoch):
         """Draw ``epoch_NNN.png`` with sampled patches."""
-        self.draw(f"epoch_{epoch:03d}.png",
-                  f"after epoch {epoch}: sampled patches")
+        self.draw(f"epoch_{epoch:03d}.png", f"after epoch {epoch}: sampled patches")
 
     def final(self, epochs):
         """Draw ``final_sampled.png`` and ``final_top_k.png``."""
         return [
-            self.draw("final_sampled.png",
-                      f"after {epochs} epochs: sampled patches"),
-            self.draw("final_top_k.png",
-                      f"after {epochs} epochs: the most attended patches",
-                      deterministic=True)]
+            self.draw("final_sampled.png", f"after {epochs} epochs: sampled patches"),
+            self.draw(
+                "final_top_k.png",
+                f"after {epochs} epochs: the most attended patches",
+                deterministic=True,
+            ),
+        ]
 
 
 def _load_run(run_dir, data_dir=None):
@@ -344,13 +400,22 @@ def _load_run(run_dir, data_dir=None):
     if not run.has_checkpoint():
         raise FileNotFoundError(
             f"run {str(run.path)!r} has no checkpoint yet: train it first "
-            "(or resume it) with `ats mnist train`")
+            "(or resume it) with `ats mnist train`"
+        )
     load_checkpoint(run.checkpoint_path, model)
     return run, saved, config, data, model
 
 
-def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
-          verbose=1, setup=None, **overrides):
+def train(
+    data_dir,
+    run_dir,
+    preset="quick",
+    model="ats",
+    resume=False,
+    verbose=1,
+    setup=None,
+    **overrides,
+):
     """Train a model of the experiment in its own run directory.
 
     Writes ``config.json`` first, then after every epoch a row of
@@ -394,9 +459,9 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
         if changed:
             raise ValueError(
                 f"cannot change {sorted(changed)} when resuming: the run "
-                "keeps its saved configuration (only epochs may change)")
-        config = dataclasses.replace(TrainConfig(**saved["train"]),
-                                     **overrides)
+                "keeps its saved configuration (only epochs may change)"
+            )
+        config = dataclasses.replace(TrainConfig(**saved["train"]), **overrides)
         saved["train"] = config.to_dict()
         saved["distribution"] = setup.describe()
         data_dir = saved["data_dir"]
@@ -406,13 +471,15 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
         if run.config_path.exists():
             raise FileExistsError(
                 f"{str(run.path)!r} already holds a run: pass resume "
-                "(--resume) to continue it, or choose another run directory")
+                "(--resume) to continue it, or choose another run directory"
+            )
         config = train_config(preset, model, **overrides)
     data = MegapixelMNIST.load(data_dir)
     if (config.train_images or 0) > data.config.n_train:
         raise ValueError(
             f"train_images ({config.train_images}) must be at most the "
-            f"number of training images ({data.config.n_train})")
+            f"number of training images ({data.config.n_train})"
+        )
     # Every process has read the run directory before process 0 writes it.
     setup.barrier()
     if not resume:
@@ -432,15 +499,33 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
         net = build_model(config, data.config, setup)
         train_data = _sequence(data, "train", config, setup)
         test_data = _sequence(data, "test", config, setup)
-        pictures = _Pictures(run, setup.unwrap(net), data, config) \
-            if config.model == "ats" and writes else None
-        history = fit(net, train_data, test_data, run, config.epochs,
-                      resume=resume,
-                      on_epoch_end=pictures.epoch if pictures else None,
-                      verbose=verbose if writes else 0, writes=writes)
-        results = _finish(run, saved, net, test_data, history, pictures,
-                          verbose if writes else 0,
-                          time.perf_counter() - start, writes)
+        pictures = (
+            _Pictures(run, setup.unwrap(net), data, config)
+            if config.model == "ats" and writes
+            else None
+        )
+        history = fit(
+            net,
+            train_data,
+            test_data,
+            run,
+            config.epochs,
+            resume=resume,
+            on_epoch_end=pictures.epoch if pictures else None,
+            verbose=verbose if writes else 0,
+            writes=writes,
+        )
+        results = _finish(
+            run,
+            saved,
+            net,
+            test_data,
+            history,
+            pictures,
+            verbose if writes else 0,
+            time.perf_counter() - start,
+            writes,
+        )
     # Process 0's files are complete before any process goes on (e.g. to
     # resume or evaluate the run).
     setup.barrier()
@@ -448,11 +533,13 @@ def train(data_dir, run_dir, preset="quick", model="ats", resume=False,
 
 
 def _environment():
-    return {"backend": keras.backend.backend(),
-            "keras": keras.__version__,
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "cpus": _cpu_count()}
+    return {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": _cpu_count(),
+    }
 
 
 def _cpu_count():
@@ -462,8 +549,9 @@ def _cpu_count():
         return os.cpu_count()
 
 
-def _finish(run, saved, model, test_data, history, pictures, verbose,
-            seconds, writes=True):
+def _finish(
+    run, saved, model, test_data, history, pictures, verbose, seconds, writes=True
+):
     """Evaluate, draw and report a trained run; returns its results."""
     from ..visualize import save_training_curves
 
@@ -476,13 +564,13 @@ def _finish(run, saved, model, test_data, history, pictures, verbose,
         "preset": saved["preset"],
         "epochs": len(history),
         "parameters": int(model.count_params()),
-        "train_images": saved["train"]["train_images"] or
-        saved["data"]["n_train"],
+        "train_images": saved["train"]["train_images"] or saved["data"]["n_train"],
         "test": test,
         "seconds_per_epoch": statistics.median(train_seconds),
         "first_epoch_seconds": train_seconds[0],
         "test_seconds_per_epoch": statistics.median(
-            row["test_seconds"] for row in history),
+            row["test_seconds"] for row in history
+        ),
         "peak_memory_mb": peak_memory_mb(),
         "process_seconds": seconds,
         "environment": _environment(),
@@ -490,8 +578,11 @@ def _finish(run, saved, model, test_data, history, pictures, verbose,
     }
     if not writes:
         return results
-    save_training_curves(run.picture_path("curves.png"), history,
-                         title=f"{results['model']} on Megapixel MNIST")
+    save_training_curves(
+        run.picture_path("curves.png"),
+        history,
+        title=f"{results['model']} on Megapixel MNIST",
+    )
     if pictures is not None:
         pictures.final(len(history))
     run.write_results(results)
@@ -505,8 +596,10 @@ def _print_results(run, results):
     test = results["test"]
     line = f"test error: {test['sampled']['error']:.2%}"
     if test["top_k"] is not None:
-        line += (f" with sampled patches, {test['top_k']['error']:.2%} with "
-                 "the most attended patches")
+        line += (
+            f" with sampled patches, {test['top_k']['error']:.2%} with "
+            "the most attended patches"
+        )
     print(line)
     print(f"report: {run.report_path}")
     print(f"pictures: {run.pictures_dir}", flush=True)
@@ -559,8 +652,7 @@ def draw_pictures(run_dir, data_dir=None, images=None):
     history = run.read_metrics()
     if history:
         path = run.picture_path("curves.png")
-        save_training_curves(path, history,
-                             title=f"{config.model} on Megapixel MNIST")
+        save_training_curves(path, history, title=f"{config.model} on Megapixel MNIST")
         paths.append(path)
     if config.model == "ats":
         paths.extend(_Pictures(run, model, data, config).final(len(history)))

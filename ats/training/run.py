@@ -35,8 +35,7 @@ def atomic_write(path, write):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -91,7 +90,8 @@ class RunDirectory:
         if not self.config_path.is_file():
             raise FileNotFoundError(
                 f"run directory {str(self.path)!r} has no config.json: it is "
-                "not a training run (train one with `ats mnist train`)")
+                "not a training run (train one with `ats mnist train`)"
+            )
         return json.loads(self.config_path.read_text())
 
     def write_metrics(self, rows):
@@ -105,17 +105,20 @@ class RunDirectory:
             writer = csv.DictWriter(text, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        atomic_write(self.metrics_path, lambda f: f.write(
-            text.getvalue().encode()))
+        atomic_write(self.metrics_path, lambda f: f.write(text.getvalue().encode()))
 
     def read_metrics(self):
         """The per-epoch metrics: a list of dicts of floats (epoch as int)."""
         if not self.metrics_path.is_file():
             return []
         with open(self.metrics_path, newline="") as f:
-            return [{key: int(value) if key == "epoch" else float(value)
-                     for key, value in row.items()}
-                    for row in csv.DictReader(f)]
+            return [
+                {
+                    key: int(value) if key == "epoch" else float(value)
+                    for key, value in row.items()
+                }
+                for row in csv.DictReader(f)
+            ]
 
     def write_results(self, results):
         """Write the final results (a JSON-serialisable dict)."""

@@ -36,7 +36,8 @@ def metrics_row(epoch, logs, train_seconds, test_seconds):
     if missing:
         raise ValueError(
             f"epoch logs lack {sorted(missing)}: compile the model with "
-            "metrics=['accuracy'] and fit it with validation data")
+            "metrics=['accuracy'] and fit it with validation data"
+        )
     return {
         "epoch": int(epoch),
         "loss": float(logs["loss"]),
@@ -71,25 +72,41 @@ class _EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         end = time.perf_counter()
         test_start = self._test_start or end
-        row = metrics_row(epoch + 1, logs or {}, test_start - self._start,
-                          end - test_start)
+        row = metrics_row(
+            epoch + 1, logs or {}, test_start - self._start, end - test_start
+        )
         self.history.append(row)
         if self.hook is not None:
             self.hook(epoch + 1)
         if self.writes:
-            save_checkpoint(self.run.checkpoint_path, self.model,
-                            {"epoch": epoch + 1, "history": self.history})
+            save_checkpoint(
+                self.run.checkpoint_path,
+                self.model,
+                {"epoch": epoch + 1, "history": self.history},
+            )
             self.run.write_metrics(self.history)
         if self.verbose:
-            print(f"epoch {epoch + 1}/{self.epochs}: train loss "
-                  f"{row['loss']:.4f} error {row['error']:.2%}, test loss "
-                  f"{row['test_loss']:.4f} error {row['test_error']:.2%} "
-                  f"({row['train_seconds']:.1f} s training, "
-                  f"{row['test_seconds']:.1f} s testing)", flush=True)
+            print(
+                f"epoch {epoch + 1}/{self.epochs}: train loss "
+                f"{row['loss']:.4f} error {row['error']:.2%}, test loss "
+                f"{row['test_loss']:.4f} error {row['test_error']:.2%} "
+                f"({row['train_seconds']:.1f} s training, "
+                f"{row['test_seconds']:.1f} s testing)",
+                flush=True,
+            )
 
 
-def fit(model, train_data, test_data, run, epochs, resume=False,
-        on_epoch_end=None, verbose=1, writes=True):
+def fit(
+    model,
+    train_data,
+    test_data,
+    run,
+    epochs,
+    resume=False,
+    on_epoch_end=None,
+    verbose=1,
+    writes=True,
+):
     """Train ``model`` for ``epochs`` epochs, checkpointing every epoch.
 
     Args:
@@ -119,8 +136,9 @@ def fit(model, train_data, test_data, run, epochs, resume=False,
         raise ValueError(f"`epochs` must be a positive int, got {epochs!r}")
     history, initial_epoch = [], 0
     if resume and not run.has_checkpoint() and verbose:
-        print(f"{run.path} has no checkpoint: starting from the first epoch",
-              flush=True)
+        print(
+            f"{run.path} has no checkpoint: starting from the first epoch", flush=True
+        )
     if resume and run.has_checkpoint():
         state = load_checkpoint(run.checkpoint_path, model)
         initial_epoch, history = state["epoch"], state["history"]
@@ -130,15 +148,20 @@ def fit(model, train_data, test_data, run, epochs, resume=False,
         for _ in range(initial_epoch):
             train_data.on_epoch_end()
         if verbose:
-            print(f"resuming {run.path} after epoch {initial_epoch}",
-                  flush=True)
+            print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
     if initial_epoch < epochs:
-        callbacks = [_EpochRecorder(run, history, epochs, on_epoch_end,
-                                    verbose, writes)]
+        callbacks = [
+            _EpochRecorder(run, history, epochs, on_epoch_end, verbose, writes)
+        ]
         if verbose:
             # First, so that the bar of an epoch ends before its summary.
             callbacks.insert(0, keras.callbacks.ProgbarLogger())
-        model.fit(train_data, validation_data=test_data, epochs=epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks,
-                  verbose=verbose)
+        model.fit(
+            train_data,
+            validation_data=test_data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     return history

@@ -81,8 +81,7 @@ def _check_range(name, value):
     high = _check_real(f"{name}[1]", value[1])
     if low > high:
         raise ValueError(
-            f"Argument `{name}` must satisfy low <= high. "
-            f"Received: {name}={value!r}"
+            f"Argument `{name}` must satisfy low <= high. Received: {name}={value!r}"
         )
     return (low, high)
 
@@ -182,17 +181,13 @@ class SampleSoftmax(keras.layers.Layer):
     >>> keras.ops.sum(att, axis=(1, 2))  # [1., 1.]
     """
 
-    def __init__(
-        self, squeeze_channels=False, smooth=0, data_format=None, **kwargs
-    ):
+    def __init__(self, squeeze_channels=False, smooth=0, data_format=None, **kwargs):
         if kwargs.get("dtype") is None:
             policy = keras.config.dtype_policy()
             if policy.compute_dtype in _LOW_PRECISION_FLOATS:
                 kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
-        self.squeeze_channels = _check_bool(
-            "squeeze_channels", squeeze_channels
-        )
+        self.squeeze_channels = _check_bool("squeeze_channels", squeeze_channels)
         self.smooth = _check_probability("smooth", smooth, closed_right=False)
         self.data_format = _standardize_data_format(data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
@@ -248,9 +243,7 @@ class SampleSoftmax(keras.layers.Layer):
     def compute_output_spec(self, inputs):
         dtype = keras.backend.standardize_dtype(inputs.dtype)
         dtype = "float64" if dtype == "float64" else "float32"
-        return keras.KerasTensor(
-            self.compute_output_shape(inputs.shape), dtype=dtype
-        )
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype=dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -301,16 +294,15 @@ class L2Normalize(keras.layers.Layer):
         else:
             axes = (axis,)
         if not axes or any(
-            isinstance(a, bool) or not isinstance(a, numbers.Integral)
-            for a in axes
+            isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes
         ):
             raise TypeError(
                 "Argument `axis` must be an int or a non-empty tuple of "
                 f"ints. Received: axis={axis!r}"
             )
-        self.axis = int(axis) if isinstance(axis, numbers.Integral) else [
-            int(a) for a in axes
-        ]
+        self.axis = (
+            int(axis) if isinstance(axis, numbers.Integral) else [int(a) for a in axes]
+        )
         self.epsilon = _check_real("epsilon", epsilon, positive=True)
         self.supports_masking = True
 
@@ -699,8 +691,7 @@ class ImageLinearTransform(_RandomImageLayer):
     >>> y = aug(images, training=True)
     """
 
-    def __init__(self, a=(0.8, 1.2), b=(-0.1, 0.1), p=0.8, seed=None,
-                 **kwargs):
+    def __init__(self, a=(0.8, 1.2), b=(-0.1, 0.1), p=0.8, seed=None, **kwargs):
         super().__init__(p=p, seed=seed, **kwargs)
         self.a = _check_range("a", a)
         self.b = _check_range("b", b)
@@ -711,11 +702,15 @@ class ImageLinearTransform(_RandomImageLayer):
             return x
         shape = self._batch_shape(x)
         a = keras.random.uniform(
-            shape, minval=self.a[0], maxval=self.a[1],
+            shape,
+            minval=self.a[0],
+            maxval=self.a[1],
             seed=self.seed_generator,
         )
         b = keras.random.uniform(
-            shape, minval=self.b[0], maxval=self.b[1],
+            shape,
+            minval=self.b[0],
+            maxval=self.b[1],
             seed=self.seed_generator,
         )
         mask = self._apply_mask(shape)
@@ -784,14 +779,22 @@ class ImagePan(_RandomImageLayer):
 
     _MODES = ("nearest", "bilinear")
 
-    def __init__(self, pixels=100, p=0.8, horizontally=True, vertically=False,
-                 mode="nearest", seed=None, data_format=None, **kwargs):
+    def __init__(
+        self,
+        pixels=100,
+        p=0.8,
+        horizontally=True,
+        vertically=False,
+        mode="nearest",
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
         super().__init__(p=p, seed=seed, **kwargs)
         self.pixels = _check_real("pixels", pixels)
         if self.pixels < 0:
             raise ValueError(
-                "Argument `pixels` must be non-negative. "
-                f"Received: pixels={pixels!r}"
+                f"Argument `pixels` must be non-negative. Received: pixels={pixels!r}"
             )
         self.horizontally = _check_bool("horizontally", horizontally)
         self.vertically = _check_bool("vertically", vertically)
@@ -815,7 +818,9 @@ class ImagePan(_RandomImageLayer):
         if not enabled:
             return ops.zeros((batch,), "float32")
         t = keras.random.uniform(
-            (batch,), minval=-self.pixels, maxval=self.pixels,
+            (batch,),
+            minval=-self.pixels,
+            maxval=self.pixels,
             seed=self.seed_generator,
         )
         if self.mode == "nearest":

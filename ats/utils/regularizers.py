@@ -46,8 +46,7 @@ def _check_real(name, value, *, positive=False):
         )
     if positive and value <= 0:
         raise ValueError(
-            f"Argument `{name}` must be strictly positive. "
-            f"Received: {name}={value!r}"
+            f"Argument `{name}` must be strictly positive. Received: {name}={value!r}"
         )
     return float(value)
 
@@ -103,10 +102,7 @@ class MultinomialEntropy(keras.regularizers.Regularizer):
         return {"strength": self.strength, "eps": self.eps}
 
     def __repr__(self):
-        return (
-            f"{self.__class__.__name__}(strength={self.strength}, "
-            f"eps={self.eps})"
-        )
+        return f"{self.__class__.__name__}(strength={self.strength}, eps={self.eps})"
 
 
 def multinomial_entropy(strength=1, eps=1e-6):

@@ -10,20 +10,34 @@ import keras
 import numpy as np
 import pytest
 
+from ats.cli import main
 from ats.core import SamplePatches
 from ats.datasets.megapixel_mnist import MegapixelMNISTSequence
 from ats.models import megapixel_mnist as models
-from ats.training import (RunDirectory, atomic_write, deterministic_sampling,
-                          evaluate, fit, load_checkpoint, save_checkpoint)
-from ats.cli import main
+from ats.training import (
+    RunDirectory,
+    atomic_write,
+    deterministic_sampling,
+    evaluate,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ats.training import megapixel_mnist as experiment
 
 # A tiny Megapixel MNIST: 100x100 images without noise.
-TINY_DATA = dict(width=100, height=100, scale=0.25, noise=False, n_train=256,
-                 n_test=64, seed=1)
-TINY_TRAIN = dict(batch_size=16, learning_rate=1e-2, n_patches=4,
-                  patch_size=(50, 50), filters=8, attention_filters=4,
-                  picture_images=())
+TINY_DATA = dict(
+    width=100, height=100, scale=0.25, noise=False, n_train=256, n_test=64, seed=1
+)
+TINY_TRAIN = dict(
+    batch_size=16,
+    learning_rate=1e-2,
+    n_patches=4,
+    patch_size=(50, 50),
+    filters=8,
+    attention_filters=4,
+    picture_images=(),
+)
 
 
 def line_glyphs(per_class=20, seed=0):
@@ -51,17 +65,31 @@ def tiny_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data")
     x, y = line_glyphs()
     np.savez(path / "glyphs.npz", x=x, y=y)
-    experiment.make_data("quick", path / "data", progress=False,
-                         source=str(path / "glyphs.npz"), **TINY_DATA)
+    experiment.make_data(
+        "quick",
+        path / "data",
+        progress=False,
+        source=str(path / "glyphs.npz"),
+        **TINY_DATA,
+    )
     return path / "data"
 
 
 def compiled_ats(seed=1):
-    model = models.ats_model((16, 16, 1), (64, 64, 1), n_patches=3,
-                             patch_size=(30, 30), filters=4,
-                             attention_filters=2, seed=seed)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = models.ats_model(
+        (16, 16, 1),
+        (64, 64, 1),
+        n_patches=3,
+        patch_size=(30, 30),
+        filters=4,
+        attention_filters=2,
+        seed=seed,
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -73,8 +101,10 @@ def toy_batch(n=8, seed=0):
 
 
 def variables(model):
-    return [keras.ops.convert_to_numpy(v.value) for v in
-            model.variables + model.optimizer.variables]
+    return [
+        keras.ops.convert_to_numpy(v.value)
+        for v in model.variables + model.optimizer.variables
+    ]
 
 
 def test_atomic_write_replaces_whole_files_only(tmp_path):
@@ -96,8 +126,10 @@ def test_run_directory_round_trips_its_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         run.read_config()
     run.write_config({"a": [1, 2]})
-    rows = [{"epoch": 1, "loss": 0.5, "error": 0.25},
-            {"epoch": 2, "loss": 0.25, "error": 0.125}]
+    rows = [
+        {"epoch": 1, "loss": 0.5, "error": 0.25},
+        {"epoch": 2, "loss": 0.25, "error": 0.125},
+    ]
     run.write_metrics(rows)
     assert run.read_config() == {"a": [1, 2]}
     assert run.read_metrics() == rows
@@ -118,8 +150,9 @@ def test_checkpoint_restores_weights_optimizer_and_sampling(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert int(keras.ops.convert_to_numpy(other.optimizer.iterations)) == 2
     # Same state, same sampled patches: training continues identically.
-    np.testing.assert_allclose(model.predict(x, verbose=0),
-                               other.predict(x, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), other.predict(x, verbose=0), rtol=1e-5
+    )
 
 
 def test_checkpoint_of_another_model_is_rejected(tmp_path):
@@ -138,12 +171,18 @@ def test_top_k_evaluation_is_deterministic_and_sampling_is_not():
     assert not np.allclose(sampled[0], sampled[1])
     with deterministic_sampling(model):
         top_k = [model.predict(x, verbose=0) for _ in range(2)]
-        assert all(layer.deterministic for layer in model.layers
-                   if isinstance(layer, SamplePatches))
+        assert all(
+            layer.deterministic
+            for layer in model.layers
+            if isinstance(layer, SamplePatches)
+        )
     np.testing.assert_array_equal(top_k[0], top_k[1])
     assert not np.allclose(top_k[0], sampled[0])
-    assert not any(layer.deterministic for layer in model.layers
-                   if isinstance(layer, SamplePatches))
+    assert not any(
+        layer.deterministic
+        for layer in model.layers
+        if isinstance(layer, SamplePatches)
+    )
     assert not np.allclose(model.predict(x, verbose=0), top_k[0])
 
 
@@ -156,7 +195,7 @@ def test_evaluate_reports_sampled_and_top_k():
             return 2
 
         def __getitem__(self, i):
-            return tuple(v[4 * i:4 * i + 4] for v in x), y[4 * i:4 * i + 4]
+            return tuple(v[4 * i : 4 * i + 4] for v in x), y[4 * i : 4 * i + 4]
 
     results = evaluate(model, Batches(), verbose=0, draws=3)
     assert set(results) == {"sampled", "top_k"}
@@ -169,12 +208,11 @@ def test_evaluate_reports_sampled_and_top_k():
     with pytest.raises(ValueError, match="`draws`"):
         evaluate(model, Batches(), draws=0)
     plain = models.low_res_cnn((16, 16, 1), filters=2)
-    plain.compile("adam", "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    plain.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 
     class Low(Batches):
         def __getitem__(self, i):
-            return x[0][4 * i:4 * i + 4], y[4 * i:4 * i + 4]
+            return x[0][4 * i : 4 * i + 4], y[4 * i : 4 * i + 4]
 
     assert evaluate(plain, Low(), verbose=0)["top_k"] is None
 
@@ -184,23 +222,41 @@ def test_fit_checkpoints_every_epoch_and_resumes(tiny_data, tmp_path):
     config = experiment.train_config("quick", epochs=2, **TINY_TRAIN)
 
     def sequences():
-        return [MegapixelMNISTSequence(
-            data.split(split), 32, shuffle=split == "train",
-            views=("low", "high")) for split in ("train", "test")]
+        return [
+            MegapixelMNISTSequence(
+                data.split(split), 32, shuffle=split == "train", views=("low", "high")
+            )
+            for split in ("train", "test")
+        ]
 
     run = RunDirectory(tmp_path / "run")
     model = experiment.build_model(config, data.config)
     seen = []
     first_train, first_test = sequences()
-    history = fit(model, first_train, first_test, run, epochs=1,
-                  on_epoch_end=seen.append, verbose=0)
+    history = fit(
+        model,
+        first_train,
+        first_test,
+        run,
+        epochs=1,
+        on_epoch_end=seen.append,
+        verbose=0,
+    )
     assert seen == [1] and [row["epoch"] for row in history] == [1]
     assert run.read_metrics() == history
 
     resumed = experiment.build_model(config, data.config)
     train_data, test_data = sequences()
-    history = fit(resumed, train_data, test_data, run, epochs=2, resume=True,
-                  on_epoch_end=seen.append, verbose=0)
+    history = fit(
+        resumed,
+        train_data,
+        test_data,
+        run,
+        epochs=2,
+        resume=True,
+        on_epoch_end=seen.append,
+        verbose=0,
+    )
     assert seen == [1, 2]
     assert [row["epoch"] for row in run.read_metrics()] == [1, 2]
     # The shuffling continued: one epoch further than after the first run.
@@ -209,9 +265,10 @@ def test_fit_checkpoints_every_epoch_and_resumes(tiny_data, tmp_path):
 
 def test_cached_batches_equal_rendered_ones(tiny_data):
     split = experiment.MegapixelMNIST.load(tiny_data).split("test")
-    plain, cached = (MegapixelMNISTSequence(split, 24, shuffle=True,
-                                            cache=cache)
-                     for cache in (False, True))
+    plain, cached = (
+        MegapixelMNISTSequence(split, 24, shuffle=True, cache=cache)
+        for cache in (False, True)
+    )
     for _ in range(2):
         for i in range(len(plain)):
             (low, high), y = plain[i]
@@ -226,30 +283,52 @@ def test_cached_batches_equal_rendered_ones(tiny_data):
 
 
 def test_tiny_end_to_end_training_beats_chance(tiny_data, tmp_path):
-    results = experiment.train(tiny_data, tmp_path / "run", epochs=16,
-                               verbose=0, **TINY_TRAIN)
+    results = experiment.train(
+        tiny_data, tmp_path / "run", epochs=16, verbose=0, **TINY_TRAIN
+    )
     assert results["epochs"] == 16
     # Chance is 90% error; this reaches 40 to 55% (64 test images).
     assert results["test"]["sampled"]["error"] <= 0.65
     assert results["test"]["top_k"]["error"] <= 0.65
 
 
-def test_resume_after_sigkill_loses_at_most_the_epoch_in_progress(
-        tiny_data, tmp_path):
+def test_resume_after_sigkill_loses_at_most_the_epoch_in_progress(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
-    train = ["mnist", "train", "--data", str(tiny_data), "--run-dir",
-             str(run_dir), "--epochs", "6", "--quiet", "--batch-size", "4",
-             "--n-patches", "2", "--patch-size", "30x30", "--filters", "4"]
+    train = [
+        "mnist",
+        "train",
+        "--data",
+        str(tiny_data),
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        "6",
+        "--quiet",
+        "--batch-size",
+        "4",
+        "--n-patches",
+        "2",
+        "--patch-size",
+        "30x30",
+        "--filters",
+        "4",
+    ]
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    process = subprocess.Popen([sys.executable, "-m", "ats.cli", *train],
-                               env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ats.cli", *train],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     run = RunDirectory(run_dir)
     # metrics.csv is written right after the first checkpoint: kill the run
     # then, in its second epoch (or a later one if this process is slow).
     deadline = time.monotonic() + 600
-    while not run.metrics_path.exists() and process.poll() is None \
-            and time.monotonic() < deadline:
+    while (
+        not run.metrics_path.exists()
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     output = process.communicate()[0].decode()
@@ -258,7 +337,8 @@ def test_resume_after_sigkill_loses_at_most_the_epoch_in_progress(
     done = [row["epoch"] for row in run.read_metrics()]
     assert 1 <= len(done) < 6 and done == list(range(1, len(done) + 1))
 
-    assert main(["mnist", "train", "--resume", "--run-dir", str(run_dir),
-                 "--quiet"]) == 0
+    assert (
+        main(["mnist", "train", "--resume", "--run-dir", str(run_dir), "--quiet"]) == 0
+    )
     assert [row["epoch"] for row in run.read_metrics()] == [1, 2, 3, 4, 5, 6]
     assert run.read_results()["epochs"] == 6

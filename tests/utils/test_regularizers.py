@@ -3,10 +3,10 @@
 import keras
 import numpy as np
 import pytest
+from autodiff import gradients
 from keras import ops
 
 from ats.utils.regularizers import MultinomialEntropy, multinomial_entropy
-from autodiff import gradients
 
 
 def _value_and_grad(fn, x):

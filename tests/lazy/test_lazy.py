@@ -32,21 +32,27 @@ class RecordingSource(ArraySource):
 
 
 def attention_network():
-    return keras.Sequential([
-        layers.Conv2D(4, 3, padding="same", activation="tanh"),
-        layers.Conv2D(1, 3, padding="same"),
-        SampleSoftmax(squeeze_channels=True, smooth=1e-3),
-    ], name="attention")
+    return keras.Sequential(
+        [
+            layers.Conv2D(4, 3, padding="same", activation="tanh"),
+            layers.Conv2D(1, 3, padding="same"),
+            SampleSoftmax(squeeze_channels=True, smooth=1e-3),
+        ],
+        name="attention",
+    )
 
 
 def feature_network(channels=1):
-    return keras.Sequential([
-        keras.Input((*PATCH, channels)),
-        layers.Rescaling(1.0),  # accepts uint8 patches
-        layers.Conv2D(8, 3, activation="relu"),
-        layers.GlobalMaxPooling2D(),
-        L2Normalize(),
-    ], name="feature")
+    return keras.Sequential(
+        [
+            keras.Input((*PATCH, channels)),
+            layers.Rescaling(1.0),  # accepts uint8 patches
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.GlobalMaxPooling2D(),
+            L2Normalize(),
+        ],
+        name="feature",
+    )
 
 
 def build(lazy, replace=False, dtype="float32", channels=1):
@@ -61,11 +67,15 @@ def build(lazy, replace=False, dtype="float32", channels=1):
     attention = attention_network()
     scaled = keras.Sequential([layers.Rescaling(1.0), attention])
     features, attention_map, patches = builder(
-        scaled, feature_network(channels), patch_size=PATCH,
-        n_patches=N_PATCHES, replace=replace, seed=SEED)([x_low, second])
+        scaled,
+        feature_network(channels),
+        patch_size=PATCH,
+        n_patches=N_PATCHES,
+        replace=replace,
+        seed=SEED,
+    )([x_low, second])
     y = layers.Dense(2, activation="softmax", name="classifier")(features)
-    model = keras.Model([x_low, second], [y, features, attention_map,
-                                          patches])
+    model = keras.Model([x_low, second], [y, features, attention_map, patches])
     classifier = keras.Model([x_low, second], y)
     return model, classifier, attention
 
@@ -78,17 +88,19 @@ def toy_images(n, seed=0, dtype="float32"):
     for i, label in enumerate(y):
         row = rng.integers(0, HIGH[0] - 8)
         col = rng.integers(0, HIGH[1] // 2 - 8) + label * HIGH[1] // 2
-        x_high[i, row:row + 8, col:col + 8] = 1.0
+        x_high[i, row : row + 8, col : col + 8] = 1.0
     x_low = x_high.reshape(n, LOW[0], 4, LOW[1], 4, 1).mean(axis=(2, 4))
     if dtype == "uint8":
-        return (np.rint(x_low * 255).astype("uint8"),
-                np.rint(x_high * 255).astype("uint8"), y)
+        return (
+            np.rint(x_low * 255).astype("uint8"),
+            np.rint(x_high * 255).astype("uint8"),
+            y,
+        )
     return x_low.astype(dtype), x_high.astype(dtype), y
 
 
 def sources_for(x_low, x_high, kind=RecordingSource):
-    return [kind(x_high[i], x_low[i], name=f"image{i}")
-            for i in range(len(x_low))]
+    return [kind(x_high[i], x_low[i], name=f"image{i}") for i in range(len(x_low))]
 
 
 def references(sources):
@@ -106,9 +118,9 @@ def in_graph_corners(model_outputs, x_low, x_high, seed_state, replace):
     seed = keras.random.SeedGenerator(0)
     seed.state.assign(seed_state)
     positions, _ = sample(N_PATCHES, attention, replace=replace, seed=seed)
-    _, corners = FromTensors([ops.convert_to_tensor(x_low),
-                              ops.convert_to_tensor(x_high)]).patches(
-        positions, 0.0, LOW, np.asarray(LOW, "float32"), PATCH, 0, 1)
+    _, corners = FromTensors(
+        [ops.convert_to_tensor(x_low), ops.convert_to_tensor(x_high)]
+    ).patches(positions, 0.0, LOW, np.asarray(LOW, "float32"), PATCH, 0, 1)
     return ops.convert_to_numpy(corners)
 
 
@@ -116,8 +128,7 @@ def sampling_layer(model, kind):
     return next(layer for layer in model.layers if isinstance(layer, kind))
 
 
-@pytest.mark.parametrize("replace,dtype", [(False, "float32"),
-                                           (True, "uint8")])
+@pytest.mark.parametrize("replace,dtype", [(False, "float32"), (True, "uint8")])
 def test_same_positions_patches_features_and_gradients(replace, dtype):
     x_low, x_high, y = toy_images(4, dtype=dtype)
     in_graph, in_graph_classifier, _ = build(False, replace, dtype)
@@ -125,27 +136,27 @@ def test_same_positions_patches_features_and_gradients(replace, dtype):
     lazy.set_weights(in_graph.get_weights())
     sources = sources_for(x_low, x_high)
     seed_state = ops.convert_to_numpy(
-        sampling_layer(in_graph, SamplePatches).seed_generator.state)
+        sampling_layer(in_graph, SamplePatches).seed_generator.state
+    )
 
     expected = numpy(in_graph([x_low, x_high]))
     got = numpy(lazy([x_low, references(sources)]))
     corners = in_graph_corners(expected, x_low, x_high, seed_state, replace)
     for source, source_corners in zip(sources, corners):
         np.testing.assert_array_equal(source.reads[-1], source_corners)
-    for name, a, b in zip(["y", "features", "attention", "patches"],
-                          expected, got):
+    for name, a, b in zip(["y", "features", "attention", "patches"], expected, got):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
     # Gradients: one SGD step of learning rate 1 moves every weight by
     # minus its gradient; the seed states advanced alike.
     initial = lazy_classifier.get_weights()
     for model in (in_graph_classifier, lazy_classifier):
-        model.compile(keras.optimizers.SGD(1.0),
-                      "sparse_categorical_crossentropy")
+        model.compile(keras.optimizers.SGD(1.0), "sparse_categorical_crossentropy")
     in_graph_classifier.train_on_batch([x_low, x_high], y)
     lazy_classifier.train_on_batch([x_low, references(sources)], y)
-    for a, b, w in zip(in_graph_classifier.get_weights(),
-                       lazy_classifier.get_weights(), initial):
+    for a, b, w in zip(
+        in_graph_classifier.get_weights(), lazy_classifier.get_weights(), initial
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
         if w.ndim > 1:  # every kernel, of both networks, got a gradient
             assert not np.allclose(a, w)
@@ -160,13 +171,16 @@ def test_same_patches_as_in_graph_channels_first():
         x_low = x_high[:, :, ::4, ::4]
         attention = rng.random((2, *LOW)).astype("float32")
         attention /= attention.sum(axis=(1, 2), keepdims=True)
-        sources = [ArraySource(np.moveaxis(x_high[i], 0, -1),
-                               np.moveaxis(x_low[i], 0, -1))
-                   for i in range(2)]
+        sources = [
+            ArraySource(np.moveaxis(x_high[i], 0, -1), np.moveaxis(x_low[i], 0, -1))
+            for i in range(2)
+        ]
         expected = SamplePatches(N_PATCHES, PATCH, seed=SEED)(
-            [x_low, x_high, attention])
+            [x_low, x_high, attention]
+        )
         got = SourcePatches(N_PATCHES, PATCH, seed=SEED)(
-            [x_low, references(sources), attention])
+            [x_low, references(sources), attention]
+        )
         for a, b in zip(numpy(expected), numpy(got)):
             np.testing.assert_array_equal(a, b)
         assert tuple(got[0].shape) == (2, N_PATCHES, 2, *PATCH)
@@ -185,8 +199,7 @@ class WeightsAtEachStep(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         self.model  # noqa: B018 -- on JAX, syncs the state into the variables
         self.weights.append([w.copy() for w in self.attention.get_weights()])
-        self.seed_states.append(ops.convert_to_numpy(
-            self.sampler.seed_generator.state))
+        self.seed_states.append(ops.convert_to_numpy(self.sampler.seed_generator.state))
 
 
 def test_positions_come_from_the_weights_of_the_step_that_reads_them():
@@ -195,26 +208,23 @@ def test_positions_come_from_the_weights_of_the_step_that_reads_them():
     sources = sources_for(x_low, x_high)
     sequence = SourceSequence(sources, y, batch_size=2, patch_size=PATCH)
     # Large steps, so that the attention moves visibly between steps.
-    classifier.compile(keras.optimizers.Adam(0.3),
-                       "sparse_categorical_crossentropy")
-    recorder = WeightsAtEachStep(attention,
-                                 sampling_layer(lazy, SourcePatches))
-    classifier.fit(sequence, epochs=1, verbose=0, callbacks=[recorder],
-                   shuffle=False)
+    classifier.compile(keras.optimizers.Adam(0.3), "sparse_categorical_crossentropy")
+    recorder = WeightsAtEachStep(attention, sampling_layer(lazy, SourcePatches))
+    classifier.fit(sequence, epochs=1, verbose=0, callbacks=[recorder], shuffle=False)
     assert len(recorder.weights) == len(sequence) == 4
 
     def corners_with(weights, step):
         attention.set_weights(weights)
         batch = slice(2 * step, 2 * step + 2)
         outputs = [None, None, attention(x_low[batch])]
-        return in_graph_corners(outputs, x_low[batch], x_high[batch],
-                                recorder.seed_states[step], False)
+        return in_graph_corners(
+            outputs, x_low[batch], x_high[batch], recorder.seed_states[step], False
+        )
 
     stale_differs = False
     for step in range(4):
-        read = np.stack([s.reads[0] for s in sources[2 * step:2 * step + 2]])
-        np.testing.assert_array_equal(
-            read, corners_with(recorder.weights[step], step))
+        read = np.stack([s.reads[0] for s in sources[2 * step : 2 * step + 2]])
+        np.testing.assert_array_equal(read, corners_with(recorder.weights[step], step))
         if step:
             stale = corners_with(recorder.weights[step - 1], step)
             stale_differs |= not np.array_equal(read, stale)
@@ -225,8 +235,8 @@ def test_positions_come_from_the_weights_of_the_step_that_reads_them():
 
 def test_fit_evaluate_predict_on_tiff_sources(tmp_path):
     tifffile = pytest.importorskip(
-        "tifffile", reason="TiffSource needs tifffile (the [gigapixel] "
-        "extra)")
+        "tifffile", reason="TiffSource needs tifffile (the [gigapixel] extra)"
+    )
     from ats.data import TiffSource
 
     x_low, x_high, y = toy_images(5, dtype="uint8")
@@ -235,41 +245,38 @@ def test_fit_evaluate_predict_on_tiff_sources(tmp_path):
         path = tmp_path / f"image{i}.tif"
         with tifffile.TiffWriter(path) as writer:
             writer.write(x_high[i, ..., 0], tile=(16, 16), compression="zlib")
-            writer.write(x_low[i, ..., 0], tile=(16, 16), compression="zlib",
-                         subfiletype=1)
+            writer.write(
+                x_low[i, ..., 0], tile=(16, 16), compression="zlib", subfiletype=1
+            )
         sources.append(TiffSource(path, low_level=1, scale=0.25))
     _, classifier, _ = build(True, dtype="uint8")
-    classifier.compile("adam", "sparse_categorical_crossentropy",
-                       metrics=["accuracy"])
+    classifier.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     # Batches of 3 and 2 (a batch of 1 trips PyTorch's CPU convolution
     # gradient, in-graph alike: "slow_conv2d: grad_weight must be
     # contiguous").
-    train = SourceSequence(sources, y, batch_size=3, patch_size=PATCH,
-                           shuffle=True)
+    train = SourceSequence(sources, y, batch_size=3, patch_size=PATCH, shuffle=True)
     history = classifier.fit(train, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
-    loss, _ = classifier.evaluate(SourceSequence(sources, y, batch_size=5),
-                                  verbose=0)
+    loss, _ = classifier.evaluate(SourceSequence(sources, y, batch_size=5), verbose=0)
     assert np.isfinite(loss)
-    predictions = classifier.predict(SourceSequence(sources, batch_size=5),
-                                     verbose=0)
+    predictions = classifier.predict(SourceSequence(sources, batch_size=5), verbose=0)
     assert predictions.shape == (5, 2) and np.isfinite(predictions).all()
 
 
 def test_a_failed_read_mid_epoch_names_the_file_and_the_position(tmp_path):
     tifffile = pytest.importorskip(
-        "tifffile", reason="TiffSource needs tifffile (the [gigapixel] "
-        "extra)")
+        "tifffile", reason="TiffSource needs tifffile (the [gigapixel] extra)"
+    )
     from ats.data import TiffSource
 
     x_low, x_high, y = toy_images(4, dtype="uint8")
-    paths = [tmp_path / f"good{i}.tif" for i in range(3)] + \
-        [tmp_path / "bad.tif"]
+    paths = [tmp_path / f"good{i}.tif" for i in range(3)] + [tmp_path / "bad.tif"]
     for i, path in enumerate(paths):
         with tifffile.TiffWriter(path) as writer:
             writer.write(x_high[i, ..., 0], tile=(16, 16), compression="jpeg")
-            writer.write(x_low[i, ..., 0], tile=(16, 16), compression="zlib",
-                         subfiletype=1)
+            writer.write(
+                x_low[i, ..., 0], tile=(16, 16), compression="zlib", subfiletype=1
+            )
     with tifffile.TiffFile(paths[3]) as tif:  # garble every full-res tile
         page = tif.pages[0]
         tiles = list(zip(page.dataoffsets, page.databytecounts))
@@ -281,10 +288,14 @@ def test_a_failed_read_mid_epoch_names_the_file_and_the_position(tmp_path):
     _, classifier, _ = build(True, dtype="uint8")
     classifier.compile("sgd", "sparse_categorical_crossentropy")
     # The first step reads good0 and good1, the second fails on bad.tif.
-    with pytest.raises(Exception, match=r"bad\.tif: cannot read the patch "
-                                        r"of size \(8, 8\) at corner \("):
-        classifier.fit(SourceSequence(sources, y, batch_size=2), verbose=0,
-                       shuffle=False)
+    with pytest.raises(
+        Exception,
+        match=r"bad\.tif: cannot read the patch "
+        r"of size \(8, 8\) at corner \(",
+    ):
+        classifier.fit(
+            SourceSequence(sources, y, batch_size=2), verbose=0, shuffle=False
+        )
 
 
 def test_save_and_load(tmp_path):
@@ -297,8 +308,8 @@ def test_save_and_load(tmp_path):
     loaded = keras.models.load_model(tmp_path / "lazy.keras")
     assert sampling_layer(loaded, SourcePatches).deterministic
     np.testing.assert_allclose(
-        loaded.predict([x_low, references(sources)], verbose=0), expected,
-        rtol=1e-5)
+        loaded.predict([x_low, references(sources)], verbose=0), expected, rtol=1e-5
+    )
 
 
 def test_closed_source_fails_clearly():

@@ -1,12 +1,12 @@
 """Train and sample an attention-sampling model on two devices; write JSON.
 
-Run by ``tests/test_distributed.py`` in a process of its own, because each
+Run by ``tests/distribute/test_distributed.py`` in a process of its own, because each
 engine's devices must be set up before its backend starts:
 
-    KERAS_BACKEND=jax python tests/distributed/scenario.py OUT.json
-    KERAS_BACKEND=tensorflow python tests/distributed/scenario.py OUT.json
+    KERAS_BACKEND=jax python tests/distribute/scenario.py OUT.json
+    KERAS_BACKEND=tensorflow python tests/distribute/scenario.py OUT.json
     KERAS_BACKEND=torch torchrun --standalone --nproc_per_node=2 \\
-        tests/distributed/scenario.py OUT.json
+        tests/distribute/scenario.py OUT.json
 
 JAX and TensorFlow split the CPU into two devices; PyTorch runs two gloo
 processes. Every check compares the two-device run with one device in the
@@ -37,21 +37,28 @@ def build(deterministic=False, seed=SEED):
     """``(classifier, sampler)`` sharing one attention-sampling model."""
     keras.utils.set_random_seed(0)
     x_low, x_high = keras.Input((*LOW, 1)), keras.Input((*HIGH, 1))
-    attention = keras.Sequential([
-        layers.Conv2D(4, 3, padding="same", activation="tanh"),
-        layers.Conv2D(1, 3, padding="same"),
-        SampleSoftmax(squeeze_channels=True, smooth=1e-4),
-    ])
-    feature = keras.Sequential([
-        keras.Input((*PATCH, 1)),
-        layers.Conv2D(8, 3, activation="relu"),
-        layers.GlobalMaxPooling2D(),
-        L2Normalize(),
-    ])
+    attention = keras.Sequential(
+        [
+            layers.Conv2D(4, 3, padding="same", activation="tanh"),
+            layers.Conv2D(1, 3, padding="same"),
+            SampleSoftmax(squeeze_channels=True, smooth=1e-4),
+        ]
+    )
+    feature = keras.Sequential(
+        [
+            keras.Input((*PATCH, 1)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.GlobalMaxPooling2D(),
+            L2Normalize(),
+        ]
+    )
     features, _, patches = attention_sampling(
-        attention, feature, n_patches=N_PATCHES,
-        attention_regularizer=MultinomialEntropy(1e-3), seed=seed)(
-            [x_low, x_high])
+        attention,
+        feature,
+        n_patches=N_PATCHES,
+        attention_regularizer=MultinomialEntropy(1e-3),
+        seed=seed,
+    )([x_low, x_high])
     y = layers.Dense(2, activation="softmax")(features)
     classifier = keras.Model([x_low, x_high], y)
     for layer in classifier.layers:
@@ -79,8 +86,7 @@ def coordinate_images(n):
     The low-resolution view is blank, so the attention is uniform and every
     draw is as random as it can be.
     """
-    rows, cols = np.meshgrid(np.arange(HIGH[0]), np.arange(HIGH[1]),
-                             indexing="ij")
+    rows, cols = np.meshgrid(np.arange(HIGH[0]), np.arange(HIGH[1]), indexing="ij")
     code = ((rows * HIGH[1] + cols) / (HIGH[0] * HIGH[1])).astype("float32")
     x_high = np.broadcast_to(code[None, :, :, None], (n, *HIGH, 1)).copy()
     return [np.zeros((n, *LOW, 1), "float32"), x_high]
@@ -103,14 +109,16 @@ def max_abs_diff(a, b):
 def replica_weight_diff(setup, model):
     """Largest difference of a weight between two replicas' copies."""
     if BACKEND == "jax":
-        copies = [[np.asarray(s.data) for s in v.value.addressable_shards]
-                  for v in model.weights]
+        copies = [
+            [np.asarray(s.data) for s in v.value.addressable_shards]
+            for v in model.weights
+        ]
         return float(max(np.abs(c[0] - c[-1]).max() for c in copies))
     if BACKEND == "tensorflow":
-        copies = [setup.engine.experimental_local_results(v.value)
-                  for v in model.weights]
-        return float(max(np.abs(c[0].numpy() - c[-1].numpy()).max()
-                         for c in copies))
+        copies = [
+            setup.engine.experimental_local_results(v.value) for v in model.weights
+        ]
+        return float(max(np.abs(c[0].numpy() - c[-1].numpy()).max() for c in copies))
     return max_abs_diff(*gather(weights(model)))
 
 
@@ -119,6 +127,7 @@ def gather(value):
     if BACKEND != "torch":
         return [value]
     import torch.distributed as dist
+
     values = [None] * dist.get_world_size()
     dist.all_gather_object(values, value)
     return values
@@ -131,11 +140,11 @@ def by_replica(setup, sampler, x):
     devices' shards of the batch axis); PyTorch processes predict their own
     block of the batch.
     """
-    local = distribute.predict(sampler, setup.shard(x),
-                               batch_size=local_batch(setup), verbose=0)
+    local = distribute.predict(
+        sampler, setup.shard(x), batch_size=local_batch(setup), verbose=0
+    )
     per_process = gather(positions(local))
-    return np.concatenate(per_process).reshape(
-        setup.num_replicas, -1, N_PATCHES)
+    return np.concatenate(per_process).reshape(setup.num_replicas, -1, N_PATCHES)
 
 
 def local_batch(setup):
@@ -148,16 +157,19 @@ def train(setup, x, y):
     with setup.scope():
         classifier, _ = build()
         model = setup.wrap(classifier)
-        model.compile(keras.optimizers.Adam(1e-2),
-                      "sparse_categorical_crossentropy")
-        history = model.fit(*setup.shard((x, y)),
-                            batch_size=local_batch(setup), epochs=6,
-                            shuffle=False, verbose=0)
+        model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+        history = model.fit(
+            *setup.shard((x, y)),
+            batch_size=local_batch(setup),
+            epochs=6,
+            shuffle=False,
+            verbose=0,
+        )
         # PyTorch logs are each process's: their mean is the global loss.
-        return {"train_losses": np.mean(gather(history.history["loss"]),
-                                        axis=0).tolist(),
-                "replica_weight_diff": replica_weight_diff(
-                    setup, setup.unwrap(model))}
+        return {
+            "train_losses": np.mean(gather(history.history["loss"]), axis=0).tolist(),
+            "replica_weight_diff": replica_weight_diff(setup, setup.unwrap(model)),
+        }
 
 
 class Batches(keras.utils.PyDataset):
@@ -190,50 +202,65 @@ def one_step_and_uneven_sizes(setup, x, y):
         classifier, _ = build(deterministic=True)
         classifier.set_weights(initial)
         model = setup.wrap(classifier)
-        model.compile(keras.optimizers.SGD(1.0),
-                      "sparse_categorical_crossentropy")
-        model.fit(*setup.shard((x, y)), batch_size=local_batch(setup),
-                  epochs=1, shuffle=False, verbose=0)
+        model.compile(keras.optimizers.SGD(1.0), "sparse_categorical_crossentropy")
+        model.fit(
+            *setup.shard((x, y)),
+            batch_size=local_batch(setup),
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
         stepped = weights(setup.unwrap(model))
         # A learning rate of 0 keeps the weights for what follows; padded
         # examples have weight 0, which only weighted metrics take.
-        model.compile(keras.optimizers.SGD(0.0),
-                      "sparse_categorical_crossentropy",
-                      weighted_metrics=["accuracy"])
+        model.compile(
+            keras.optimizers.SGD(0.0),
+            "sparse_categorical_crossentropy",
+            weighted_metrics=["accuracy"],
+        )
         uneven = model.fit(
             distribute.EvenBatches(Batches(*local, local_batch(setup))),
-            epochs=1, verbose=0)
+            epochs=1,
+            verbose=0,
+        )
         accuracy = model.evaluate(
-            distribute.EvenBatches(Batches(*local, local_batch(setup)),
-                                   remainder="pad"),
-            verbose=0, return_dict=True)["accuracy"]
-        predicted = distribute.predict(model, [a[:7] for a in x13],
-                                       batch_size=local_batch(setup),
-                                       verbose=0)
+            distribute.EvenBatches(
+                Batches(*local, local_batch(setup)), remainder="pad"
+            ),
+            verbose=0,
+            return_dict=True,
+        )["accuracy"]
+        predicted = distribute.predict(
+            model, [a[:7] for a in x13], batch_size=local_batch(setup), verbose=0
+        )
     accuracy = float(np.mean(gather(accuracy)))  # equal shards
     if setup.process_index != 0:
         return {}
     reference, _ = build(deterministic=True)
     reference.set_weights(initial)
-    reference.compile(keras.optimizers.SGD(1.0),
-                      "sparse_categorical_crossentropy", metrics=["accuracy"])
-    reference.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False,
-                  verbose=0)
+    reference.compile(
+        keras.optimizers.SGD(1.0),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    reference.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
     seen = len(y13) // setup.num_processes * setup.num_processes
     expected_accuracy = reference.evaluate(
-        [a[:seen] for a in x13], y13[:seen], verbose=0,
-        return_dict=True)["accuracy"]
+        [a[:seen] for a in x13], y13[:seen], verbose=0, return_dict=True
+    )["accuracy"]
     expected = reference.predict([a[:7] for a in x13], verbose=0)
     return {
         "gradients": {
             "max_abs_diff": max_abs_diff(stepped, weights(reference)),
-            "max_abs": max_abs_diff(initial, weights(reference))},
+            "max_abs": max_abs_diff(initial, weights(reference)),
+        },
         "uneven": {
             "fit_losses": uneven.history["loss"],
             "accuracy": accuracy,
             "expected_accuracy": expected_accuracy,
             "predict_shape": list(np.shape(predicted)),
-            "predict_max_abs_diff": float(np.abs(predicted - expected).max())},
+            "predict_max_abs_diff": float(np.abs(predicted - expected).max()),
+        },
     }
 
 
@@ -248,14 +275,14 @@ def sample_positions(setup):
     samples = {"positions": first.tolist(), "again": again.tolist()}
     if BACKEND == "jax":
         _, sampler = build()
-        samples["one_device"] = positions(
-            sampler.predict(images, verbose=0)).tolist()
+        samples["one_device"] = positions(sampler.predict(images, verbose=0)).tolist()
     else:
         distribute.set_independent_sampling(False)
         with setup.scope():
             _, sampler = build()
             samples["replicated"] = by_replica(
-                setup, setup.wrap(sampler), images).tolist()
+                setup, setup.wrap(sampler), images
+            ).tolist()
         distribute.set_independent_sampling(True)
     return {"samples": samples}
 
@@ -265,14 +292,16 @@ def model_parallel(x, y):
     setup = distribute.configure("model_parallel", model_parallel=2)
     with setup.scope():
         classifier, _ = build()
-        classifier.compile(keras.optimizers.Adam(1e-2),
-                           "sparse_categorical_crossentropy")
-        history = classifier.fit(x, y, batch_size=GLOBAL_BATCH, epochs=2,
-                                 verbose=0)
-        sharded = sorted(v.path for v in classifier.weights
-                         if not v.value.sharding.is_fully_replicated)
-    return {"model_parallel": {"losses": history.history["loss"],
-                               "sharded": sharded}}
+        classifier.compile(
+            keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy"
+        )
+        history = classifier.fit(x, y, batch_size=GLOBAL_BATCH, epochs=2, verbose=0)
+        sharded = sorted(
+            v.path
+            for v in classifier.weights
+            if not v.value.sharding.is_fully_replicated
+        )
+    return {"model_parallel": {"losses": history.history["loss"], "sharded": sharded}}
 
 
 def training_commands(setup, workdir):
@@ -288,23 +317,70 @@ def training_commands(setup, workdir):
     mnist, gigapixel = workdir / "mnist", workdir / "gigapixel"
     if setup.process_index == 0:
         megapixel_mnist.make_data(
-            "quick", mnist, progress=False, width=100, height=100,
-            scale=0.25, noise=False, n_train=32, n_test=11, seed=1)
+            "quick",
+            mnist,
+            progress=False,
+            width=100,
+            height=100,
+            scale=0.25,
+            noise=False,
+            n_train=32,
+            n_test=11,
+            seed=1,
+        )
         gigapixel_mnist.GigapixelMNIST.write(
-            gigapixel, gigapixel_mnist.GigapixelMNISTConfig(
-                side=600, base_side=300, n_train=8, n_test=3, n_noise=5,
-                tile=128, seed=2), progress=False)
+            gigapixel,
+            gigapixel_mnist.GigapixelMNISTConfig(
+                side=600,
+                base_side=300,
+                n_train=8,
+                n_test=3,
+                n_noise=5,
+                tile=128,
+                seed=2,
+            ),
+            progress=False,
+        )
     setup.barrier()
     run = workdir / "mnist-run"
     options = ["--distribute", "auto", "--quiet"]
     status = [
-        ats.cli.main(["mnist", "train", "--data", str(mnist), "--run-dir",
-                      str(run), "--epochs", "1", "--batch-size", "8",
-                      "--n-patches", "2", "--patch-size", "30x30",
-                      "--filters", "4", *options]),
-        ats.cli.main(["mnist", "train", "--run-dir", str(run), "--resume",
-                      "--epochs", "2", *options])]
+        ats.cli.main(
+            [
+                "mnist",
+                "train",
+                "--data",
+                str(mnist),
+                "--run-dir",
+                str(run),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--n-patches",
+                "2",
+                "--patch-size",
+                "30x30",
+                "--filters",
+                "4",
+                *options,
+            ]
+        ),
+        ats.cli.main(
+            [
+                "mnist",
+                "train",
+                "--run-dir",
+                str(run),
+                "--resume",
+                "--epochs",
+                "2",
+                *options,
+            ]
+        ),
+    ]
     from ats.lazy import from_sources
+
     read_patches, read_sizes = from_sources.read_patches, []
 
     def recording_read(x_high_ref, *args):
@@ -314,18 +390,24 @@ def training_commands(setup, workdir):
     from_sources.read_patches = recording_read
     try:
         lazy = gigapixel_mnist.train(
-            gigapixel, batch_size=4, n_patches=2, patch_size=(30, 30),
-            verbose=0, setup=setup)
+            gigapixel,
+            batch_size=4,
+            n_patches=2,
+            patch_size=(30, 30),
+            verbose=0,
+            setup=setup,
+        )
     finally:
         from_sources.read_patches = read_patches
-    result = {"exit_status": gather(status),
-              "lazy_images": gather(lazy["train"]["images"]),
-              "lazy_read_sizes": sorted(set(sum(gather(read_sizes), []))),
-              "lazy": lazy}
+    result = {
+        "exit_status": gather(status),
+        "lazy_images": gather(lazy["train"]["images"]),
+        "lazy_read_sizes": sorted(set(sum(gather(read_sizes), []))),
+        "lazy": lazy,
+    }
     if setup.process_index == 0:
         result["mnist"] = json.loads((run / "results.json").read_text())
-        result["mnist_config"] = json.loads(
-            (run / "config.json").read_text())
+        result["mnist_config"] = json.loads((run / "config.json").read_text())
     return result
 
 
@@ -334,8 +416,11 @@ def main(out):
         distribute.simulate_cpu_devices(2)
     setup = distribute.configure("auto")
     x, y = toy_data(GLOBAL_BATCH)
-    result = {"backend": BACKEND, "strategy": setup.strategy,
-              "num_replicas": setup.num_replicas}
+    result = {
+        "backend": BACKEND,
+        "strategy": setup.strategy,
+        "num_replicas": setup.num_replicas,
+    }
     result.update(train(setup, x, y))
     result.update(one_step_and_uneven_sizes(setup, x, y))
     result.update(sample_positions(setup))

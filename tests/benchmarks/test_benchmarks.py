@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import ats_vs_cnn  # noqa: E402
@@ -51,13 +51,19 @@ def results(tmp_path_factory):
     """Every benchmark's smallest configuration, run once for the module."""
     directory = tmp_path_factory.mktemp("results")
     name = harness.backend()
-    kwargs = {"backends": (name,), "quick": True, "output": directory,
-              "runner": harness.run_in_process, "log": lambda line: None}
+    kwargs = {
+        "backends": (name,),
+        "quick": True,
+        "output": directory,
+        "runner": harness.run_in_process,
+        "log": lambda line: None,
+    }
     payloads = {
         "ats_vs_cnn": ats_vs_cnn.run(sides=(SIDE,), **kwargs),
         "overhead": overhead.run(side=SIDE, batch_size=BATCH, **kwargs),
         "extract_patches": extract_patches.run(
-            configurations=[(2, SIDE, 1, 3, 16)], **kwargs),
+            configurations=[(2, SIDE, 1, 3, 16)], **kwargs
+        ),
     }
     return directory, payloads
 
@@ -67,10 +73,15 @@ def test_ats_vs_cnn_files(results, backend):
     payload, markdown = _check_files(directory, "ats_vs_cnn", "CNN/ATS")
     rows = payload["rows"]
     assert [(r["backend"], r["model"], r["side"]) for r in rows] == [
-        (backend, "ats", SIDE), (backend, "cnn", SIDE)]
+        (backend, "ats", SIDE),
+        (backend, "cnn", SIDE),
+    ]
     for row in rows:
-        assert row["batch_size"] == BATCH == ats_vs_cnn.batch_size(
-            SIDE, ats_vs_cnn.QUICK_MAX_BATCH)
+        assert (
+            row["batch_size"]
+            == BATCH
+            == ats_vs_cnn.batch_size(SIDE, ats_vs_cnn.QUICK_MAX_BATCH)
+        )
         _check_stats(row["step_s"])
         _check_stats(row["per_sample_ms"])
         # The timed steps' peak can fall below the baseline in this shared
@@ -80,10 +91,12 @@ def test_ats_vs_cnn_files(results, backend):
         with_compilation = memory["with_compilation"]
         assert with_compilation["peak_mib"] >= memory["baseline_mib"] > 0
         assert memory["increment_mib"] == pytest.approx(
-            memory["peak_mib"] - memory["baseline_mib"])
+            memory["peak_mib"] - memory["baseline_mib"]
+        )
         assert with_compilation["increment_mib"] >= memory["increment_mib"]
         assert with_compilation["per_sample_mib"] == pytest.approx(
-            with_compilation["increment_mib"] / BATCH)
+            with_compilation["increment_mib"] / BATCH
+        )
     [ratio] = payload["ratios"]
     assert ratio["side"] == SIDE and ratio["time"] > 0
     assert f"| {backend} | {SIDE}x{SIDE} |" in markdown
@@ -93,14 +106,14 @@ def test_ats_vs_cnn_files(results, backend):
 
 def test_overhead_files(results, backend):
     directory, _ = results
-    payload, markdown = _check_files(directory, "overhead",
-                                     "ATS/pre-extracted")
+    payload, markdown = _check_files(directory, "overhead", "ATS/pre-extracted")
     [row] = payload["rows"]
     assert row["backend"] == backend and row["side"] == SIDE
     for key in ("ats_ms", "pre_extracted_ms", "round_ratios"):
         _check_stats(row[key])
     assert row["ratio"] == pytest.approx(
-        row["ats_ms"]["median"] / row["pre_extracted_ms"]["median"])
+        row["ats_ms"]["median"] / row["pre_extracted_ms"]["median"]
+    )
 
 
 def test_extract_patches_files(results, backend):
@@ -108,7 +121,10 @@ def test_extract_patches_files(results, backend):
     payload, _ = _check_files(directory, "extract_patches", "ATS/numpy")
     [row] = payload["rows"]
     assert (row["backend"], row["input"], row["patches"]) == (
-        backend, f"2x{SIDE}x{SIDE}x1", "3 of 16x16")
+        backend,
+        f"2x{SIDE}x{SIDE}x1",
+        "3 of 16x16",
+    )
     _check_stats(row["ats_ms"])
     _check_stats(row["numpy_ms"])
 
@@ -117,31 +133,49 @@ def test_summary(results):
     _, payloads = results
     text = run_all.summary(payloads, 12.0, "python benchmarks/run.py --quick")
     assert "python benchmarks/run.py --quick" in text
-    for table in (ats_vs_cnn.summary_table(payloads["ats_vs_cnn"]),
-                  overhead.summary_table(payloads["overhead"]),
-                  extract_patches.summary_table(payloads["extract_patches"])):
+    for table in (
+        ats_vs_cnn.summary_table(payloads["ats_vs_cnn"]),
+        overhead.summary_table(payloads["overhead"]),
+        extract_patches.summary_table(payloads["extract_patches"]),
+    ):
         assert table in text
 
 
 def test_failed_configurations_are_listed(results):
     _, payloads = results
     assert run_all.failed_configurations(payloads) == []
-    failed = {"ats_vs_cnn": {"rows": [
-        {"backend": "torch", "model": "cnn", "side": 9000,
-         "failed": "exit code -9"},
-        {"backend": "torch", "model": "ats", "side": 9000, "step_s": {}}]}}
+    failed = {
+        "ats_vs_cnn": {
+            "rows": [
+                {
+                    "backend": "torch",
+                    "model": "cnn",
+                    "side": 9000,
+                    "failed": "exit code -9",
+                },
+                {"backend": "torch", "model": "ats", "side": 9000, "step_s": {}},
+            ]
+        }
+    }
     assert run_all.failed_configurations(failed) == ["torch cnn 9000"]
 
 
 def test_the_cnn_is_skipped_where_it_would_not_fit(tmp_path):
-    measured = {"side": 1000, "model": "cnn",
-                "memory": {"per_sample_mib": 1024.0}}
+    measured = {"side": 1000, "model": "cnn", "memory": {"per_sample_mib": 1024.0}}
     assert ats_vs_cnn.predicted_gib(measured, 2000, 3) == pytest.approx(12.0)
     assert ats_vs_cnn.batch_size(500) == ats_vs_cnn.MAX_BATCH
     assert ats_vs_cnn.batch_size(3000) == 2
     assert ats_vs_cnn.batch_size(12000) == 1
-    rows = [{"backend": "jax", "model": "cnn", "side": 3000,
-             "batch_size": 2, "does_not_fit": True, "predicted_gib": 40.0}]
+    rows = [
+        {
+            "backend": "jax",
+            "model": "cnn",
+            "side": 3000,
+            "batch_size": 2,
+            "does_not_fit": True,
+            "predicted_gib": 40.0,
+        }
+    ]
     assert ats_vs_cnn.ratios(rows) == []
 
 
@@ -155,25 +189,30 @@ def test_numpy_baseline_copies_patches():
 
 def test_time_calls_stops_at_the_budget():
     calls = []
-    times = harness.time_calls(lambda: calls.append(1), repeats=10,
-                               warmup=2, budget_s=0.0, min_repeats=3)
+    times = harness.time_calls(
+        lambda: calls.append(1), repeats=10, warmup=2, budget_s=0.0, min_repeats=3
+    )
     assert len(times) == 3 and len(calls) == 5
     assert harness.summarize([3.0, 1.0, 2.0], 10) == {
-        "median": 20.0, "min": 10.0, "max": 30.0, "n": 3}
+        "median": 20.0,
+        "min": 10.0,
+        "max": 30.0,
+        "n": 3,
+    }
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"),
-                    reason="VmHWM is Linux's")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
 def test_memory_probe_sees_an_allocation():
     probe = harness.MemoryProbe().start()
-    block = np.ones(64 * 2 ** 20, dtype=np.uint8)  # 64 MiB, touched
+    block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, touched
     memory = probe.stop()
     del block
     assert memory["peak_mib"] - memory["baseline_mib"] >= 60
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"),
-                    reason="malloc_trim is glibc's")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="malloc_trim is glibc's"
+)
 def test_release_free_memory_returns_freed_heap_pages():
     """80 MiB of small heap blocks, freed below a live one, stay in the RSS
     until ``release_free_memory`` hands them back."""
@@ -194,9 +233,7 @@ def test_release_free_memory_returns_freed_heap_pages():
 
 
 def test_subprocess_isolation(backend):
-    machine = harness.run_in_subprocess("harness", "machine_description", {},
-                                        backend)
+    machine = harness.run_in_subprocess("harness", "machine_description", {}, backend)
     assert machine["usable_cores"] >= 1
     with pytest.raises(RuntimeError, match="summarize"):
-        harness.run_in_subprocess("harness", "summarize", {"values": []},
-                                  backend)
+        harness.run_in_subprocess("harness", "summarize", {"values": []}, backend)

@@ -10,10 +10,10 @@ import itertools
 import keras
 import numpy as np
 import pytest
+from autodiff import gradients
 from keras import ops
 
 from ats.core import expected, sample
-from autodiff import gradients
 
 
 def softmax(z):
@@ -42,8 +42,11 @@ def enumeration_gradients(z, f, u, n, replace):
     """Expected value and gradients of the estimator over all ordered draws."""
     k = len(z)
     a = softmax(z.astype(np.float64))
-    draws = list(itertools.product(range(k), repeat=n)) if replace else \
-        list(itertools.permutations(range(k), n))
+    draws = (
+        list(itertools.product(range(k), repeat=n))
+        if replace
+        else list(itertools.permutations(range(k), n))
+    )
     index = np.array(draws, dtype="int32")
     p = np.array([draw_probability(d, a, replace) for d in draws])
     assert abs(p.sum() - 1) < 1e-12
@@ -56,9 +59,11 @@ def enumeration_gradients(z, f, u, n, replace):
         estimate = expected(sampled, features, replace=replace)
         return ops.sum(estimate * weights)
 
-    estimates = ops.convert_to_numpy(expected(
-        ops.take(ops.softmax(z), index), ops.take(f, index, axis=0),
-        replace=replace))
+    estimates = ops.convert_to_numpy(
+        expected(
+            ops.take(ops.softmax(z), index), ops.take(f, index, axis=0), replace=replace
+        )
+    )
     _, (grad_z, grad_f) = gradients(objective, z, f)
     return p @ estimates.astype(np.float64), grad_z, grad_f
 
@@ -97,16 +102,25 @@ def test_enumeration_detects_a_biased_estimator(rng):
 
 def per_row_gradients(z_rows, f, u, flat_index, replace):
     """Per-row estimates and logit gradients for draws fixed in advance."""
+
     def objective(z, f):
         attention = ops.softmax(z, axis=-1)
         sampled = ops.take_along_axis(attention, flat_index, axis=1)
         features = ops.take(f, flat_index, axis=0)
-        return ops.sum(expected(sampled, features, replace=replace)
-                       * ops.convert_to_tensor(u))
+        return ops.sum(
+            expected(sampled, features, replace=replace) * ops.convert_to_tensor(u)
+        )
 
-    value_rows = ops.convert_to_numpy(expected(
-        ops.take_along_axis(ops.softmax(z_rows, axis=-1), flat_index, axis=1),
-        ops.take(f, flat_index, axis=0), replace=replace)) @ u
+    value_rows = (
+        ops.convert_to_numpy(
+            expected(
+                ops.take_along_axis(ops.softmax(z_rows, axis=-1), flat_index, axis=1),
+                ops.take(f, flat_index, axis=0),
+                replace=replace,
+            )
+        )
+        @ u
+    )
     _, (grad_z, _) = gradients(objective, z_rows, f)
     return value_rows, grad_z
 
@@ -122,8 +136,7 @@ def test_estimator_is_unbiased_by_monte_carlo(k, n, rng, record_property):
 
     errors = {}
     for replace in (False, True):
-        positions, _ = sample(n, ops.softmax(z_rows, axis=-1),
-                              replace=replace, seed=7)
+        positions, _ = sample(n, ops.softmax(z_rows, axis=-1), replace=replace, seed=7)
         flat_index = ops.convert_to_numpy(positions)[..., 0]
         values, grad_z = per_row_gradients(z_rows, f, u, flat_index, replace)
 
@@ -148,9 +161,9 @@ class _Sampler(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(3)
 
     def call(self, attention):
-        positions, sampled = sample(self.n_samples, attention,
-                                    replace=self.replace,
-                                    seed=self.seed_generator)
+        positions, sampled = sample(
+            self.n_samples, attention, replace=self.replace, seed=self.seed_generator
+        )
         return ops.cast(positions, "float32"), sampled
 
 
@@ -160,8 +173,9 @@ def _draw(n_samples, attention, replace, seed_kind):
     if seed_kind == "int":
         return sample(n_samples, attention, replace=replace, seed=3)
     if seed_kind == "generator":
-        return sample(n_samples, attention, replace=replace,
-                      seed=keras.random.SeedGenerator(3))
+        return sample(
+            n_samples, attention, replace=replace, seed=keras.random.SeedGenerator(3)
+        )
     inputs = keras.Input(attention.shape[1:])
     model = keras.Model(inputs, _Sampler(n_samples, replace)(inputs))
     model.compile(jit_compile=keras.backend.backend() != "torch")
@@ -180,14 +194,16 @@ def test_sampler_first_and_second_draws_follow_the_law(seed_kind, rng):
 
     positions, sampled = _draw(2, attention, False, seed_kind)
     draws = ops.convert_to_numpy(positions)[..., 0]
-    np.testing.assert_allclose(ops.convert_to_numpy(sampled),
-                               a[draws], rtol=1e-6)
+    np.testing.assert_allclose(ops.convert_to_numpy(sampled), a[draws], rtol=1e-6)
     assert np.all(draws[:, 0] != draws[:, 1])
 
     a64 = a.astype(np.float64)
-    second_law = np.array([
-        sum(a64[j] * a64[i] / (1 - a64[j]) for j in range(k) if j != i)
-        for i in range(k)])
+    second_law = np.array(
+        [
+            sum(a64[j] * a64[i] / (1 - a64[j]) for j in range(k) if j != i)
+            for i in range(k)
+        ]
+    )
     for column, law in ((0, a64), (1, second_law)):
         frequency = np.bincount(draws[:, column], minlength=k) / rows
         standard_error = np.sqrt(law * (1 - law) / rows)
@@ -222,7 +238,7 @@ def test_uniform_noise_and_the_tensorflow_algorithm(backend):
 
     for compiled in (True, False):
         noise = tf.function(draw, jit_compile=compiled)().numpy()
-        assert 0.5 <= noise.min() and noise.max() < 1
+        assert noise.min() >= 0.5 and noise.max() < 1
     assert traced == ["threefry", "philox"]
     assert _tensorflow_algorithm() == "philox"
 
@@ -241,8 +257,9 @@ def test_positions_unravel_row_major(rng):
     attention[0, 1, 2, 3] = 1
     attention[1, 2, 0, 4] = 1
     positions, sampled = sample(1, attention, seed=0)
-    np.testing.assert_array_equal(ops.convert_to_numpy(positions)[:, 0],
-                                  [[1, 2, 3], [2, 0, 4]])
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(positions)[:, 0], [[1, 2, 3], [2, 0, 4]]
+    )
     np.testing.assert_array_equal(ops.convert_to_numpy(sampled), [[1], [1]])
 
 
@@ -251,19 +268,24 @@ def test_logits_and_probabilities_give_the_same_samples(rng):
     probabilities = ops.convert_to_numpy(ops.softmax(logits, axis=-1))
     from_logits = sample(5, logits, use_logits=True, seed=5)
     from_probabilities = sample(5, probabilities, seed=5)
-    np.testing.assert_array_equal(ops.convert_to_numpy(from_logits[0]),
-                                  ops.convert_to_numpy(from_probabilities[0]))
-    np.testing.assert_allclose(ops.convert_to_numpy(from_logits[1]),
-                               ops.convert_to_numpy(from_probabilities[1]),
-                               rtol=1e-5)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(from_logits[0]),
+        ops.convert_to_numpy(from_probabilities[0]),
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(from_logits[1]),
+        ops.convert_to_numpy(from_probabilities[1]),
+        rtol=1e-5,
+    )
 
 
 def test_deterministic_sampling_is_top_k_in_order(rng):
     a = rng.dirichlet(np.ones(20), size=3).astype("float32")
     positions, sampled = sample(4, a, deterministic=True)
     expected_order = np.argsort(-a, axis=1)[:, :4]
-    np.testing.assert_array_equal(ops.convert_to_numpy(positions)[..., 0],
-                                  expected_order)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(positions)[..., 0], expected_order
+    )
 
 
 def test_same_seed_same_samples(rng):
@@ -276,7 +298,8 @@ def test_same_seed_same_samples(rng):
     generator = keras.random.SeedGenerator(3)
     assert not np.array_equal(
         ops.convert_to_numpy(sample(5, a, seed=generator)[0]),
-        ops.convert_to_numpy(sample(5, a, seed=generator)[0]))
+        ops.convert_to_numpy(sample(5, a, seed=generator)[0]),
+    )
 
 
 @pytest.mark.parametrize("replace", [False, True])
@@ -294,8 +317,10 @@ def test_one_hot_attention_is_exact_and_finite(replace, rng):
 
     def objective(a, f):
         sampled = ops.take_along_axis(a, flat_index, axis=1)
-        return ops.sum(expected(sampled, ops.take(f, flat_index, axis=0),
-                                replace=replace) * ops.convert_to_tensor(u))
+        return ops.sum(
+            expected(sampled, ops.take(f, flat_index, axis=0), replace=replace)
+            * ops.convert_to_tensor(u)
+        )
 
     value, (grad_a, grad_f) = gradients(objective, attention, f)
     np.testing.assert_allclose(value, f[7] @ u, rtol=1e-6)
@@ -326,11 +351,12 @@ def test_fewer_positive_positions_than_draws_is_finite(rng):
     # Draws 3..5 see the exact expectation: they contribute 3/5 of Phi.
     a = probabilities[0]
     first = f[flat_index[0, 0]].sum()
-    second = (a[flat_index[0, 0]] * f[flat_index[0, 0]]
-              + (1 - a[flat_index[0, 0]]) * f[flat_index[0, 1]]).sum()
+    second = (
+        a[flat_index[0, 0]] * f[flat_index[0, 0]]
+        + (1 - a[flat_index[0, 0]]) * f[flat_index[0, 1]]
+    ).sum()
     exact = (a @ f).sum()
-    np.testing.assert_allclose(value, (first + second + 3 * exact) / 5,
-                               rtol=1e-5)
+    np.testing.assert_allclose(value, (first + second + 3 * exact) / 5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -351,8 +377,9 @@ def test_custom_weights_keep_the_estimate_unbiased(rng):
     draws = np.array(list(itertools.permutations(range(4), 3)))
     p = np.array([draw_probability(d, a, False) for d in draws])
     weights = np.array([0.5, 0.3, 0.2], dtype="float32")
-    estimates = ops.convert_to_numpy(expected(
-        a[draws].astype("float32"), f[draws], weights=weights))
+    estimates = ops.convert_to_numpy(
+        expected(a[draws].astype("float32"), f[draws], weights=weights)
+    )
     np.testing.assert_allclose(p @ estimates, a @ f, atol=2e-6)
 
 

@@ -5,6 +5,7 @@ import functools
 import keras
 import numpy as np
 import pytest
+from autodiff import gradients
 from keras import ops
 
 import ats.utils
@@ -18,7 +19,6 @@ from ats.utils.layers import (
     TotalReshape,
 )
 from ats.utils.regularizers import MultinomialEntropy, multinomial_entropy
-from autodiff import gradients
 
 
 def _np(x):
@@ -118,7 +118,10 @@ def test_sample_softmax_functional_shapes():
     outputs = SampleSoftmax(squeeze_channels=True)(inputs)
     assert tuple(outputs.shape) == (None, 6, 7)
     assert SampleSoftmax().compute_output_shape((None, 6, 7, 1)) == (
-        None, 6, 7, 1,
+        None,
+        6,
+        7,
+        1,
     )
 
 
@@ -138,14 +141,14 @@ def test_sample_softmax_float32_under_mixed_precision(rng, mixed_precision):
     assert np.all(y > 0)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-12)
     # Pass-through layers keep the float32 distribution under mixed policy.
-    kept = ActivityRegularizer(multinomial_entropy(0.1))(y16 := layer(
-        ops.convert_to_tensor(logits)))
+    kept = ActivityRegularizer(multinomial_entropy(0.1))(
+        y16 := layer(ops.convert_to_tensor(logits))
+    )
     assert keras.backend.standardize_dtype(kept.dtype) == "float32"
     kept = TotalReshape((-1, 4096))(y16)
     assert keras.backend.standardize_dtype(kept.dtype) == "float32"
     inputs = keras.Input((64, 64), dtype="float16")
-    outputs = ActivityRegularizer(multinomial_entropy(0.1))(
-        SampleSoftmax()(inputs))
+    outputs = ActivityRegularizer(multinomial_entropy(0.1))(SampleSoftmax()(inputs))
     outputs = TotalReshape((-1, 4096))(outputs)
     assert keras.backend.standardize_dtype(outputs.dtype) == "float32"
     model = keras.Model(inputs, outputs)
@@ -203,9 +206,7 @@ def test_l2_normalize_axis_tuple(rng):
 
 def test_l2_normalize_finite_gradient_at_zero():
     layer = L2Normalize()
-    _, grad = _value_and_grad(
-        lambda t: ops.sum(layer(t)), np.zeros((2, 5), "float32")
-    )
+    _, grad = _value_and_grad(lambda t: ops.sum(layer(t)), np.zeros((2, 5), "float32"))
     assert np.all(np.isfinite(grad))
 
 
@@ -384,7 +385,8 @@ def test_activity_regularizer_accepts_identifiers(rng):
     assert isinstance(layer.regularizer, keras.regularizers.L2)
     layer(x)
     np.testing.assert_allclose(
-        _np(layer.losses[0]), 0.01 * np.sum(x.astype(np.float64) ** 2),
+        _np(layer.losses[0]),
+        0.01 * np.sum(x.astype(np.float64) ** 2),
         rtol=1e-5,
     )
     layer = ActivityRegularizer(
@@ -417,9 +419,7 @@ def test_activity_regularizer_plain_function_serialization():
     assert restored.regularizer is _sum_of_squares
 
     # Unregistered functions are saved by name and need custom_objects.
-    config = keras.saving.serialize_keras_object(
-        ActivityRegularizer(_unregistered_sum)
-    )
+    config = keras.saving.serialize_keras_object(ActivityRegularizer(_unregistered_sum))
     restored = keras.saving.deserialize_keras_object(
         config, custom_objects={"_unregistered_sum": _unregistered_sum}
     )
@@ -515,14 +515,13 @@ def test_image_pan_identity_at_inference(rng):
 def test_image_pan_horizontal_shift():
     pixels, row, col = 3, 4, 8
     x = _bright_pixel_images(4, 9, 17, row, col)
-    layer = ImagePan(pixels=pixels, p=1.0, horizontally=True,
-                     vertically=False, seed=5)
+    layer = ImagePan(pixels=pixels, p=1.0, horizontally=True, vertically=False, seed=5)
     y = _np(layer(x, training=True))
     shifts = []
     for yi in y:
         positions = np.argwhere(yi[..., 0] > 0)
         assert len(positions) == 1  # integer shift: one exact copy
-        (r, c), = positions
+        ((r, c),) = positions
         assert r == row
         assert yi[r, c, 0] == pytest.approx(1.0)
         assert abs(c - col) <= pixels
@@ -533,13 +532,19 @@ def test_image_pan_horizontal_shift():
 def test_image_pan_vertical_shift_channels_first():
     pixels, row, col = 2, 5, 3
     x = np.transpose(_bright_pixel_images(6, 11, 7, row, col), (0, 3, 1, 2))
-    layer = ImagePan(pixels=pixels, p=1.0, horizontally=False,
-                     vertically=True, seed=7, data_format="channels_first")
+    layer = ImagePan(
+        pixels=pixels,
+        p=1.0,
+        horizontally=False,
+        vertically=True,
+        seed=7,
+        data_format="channels_first",
+    )
     y = _np(layer(x, training=True))
     assert y.shape == x.shape
     rows = []
     for yi in y:
-        (r, c), = np.argwhere(yi[0] > 0)
+        ((r, c),) = np.argwhere(yi[0] > 0)
         assert c == col and abs(r - row) <= pixels
         rows.append(r)
     assert any(r != row for r in rows)
@@ -557,8 +562,7 @@ def test_image_pan_fills_with_zeros():
 
 def test_image_pan_bilinear_preserves_mass():
     x = _bright_pixel_images(4, 9, 17, 2, 8)
-    y = _np(ImagePan(pixels=4, p=1.0, mode="bilinear", seed=3)(
-        x, training=True))
+    y = _np(ImagePan(pixels=4, p=1.0, mode="bilinear", seed=3)(x, training=True))
     np.testing.assert_allclose(y.sum(axis=(1, 2, 3)), 1.0, atol=1e-5)
     for yi in y:
         assert np.all(np.argwhere(yi[..., 0] > 1e-6)[:, 0] == 2)
@@ -606,8 +610,7 @@ LAYERS = [
     lambda: ActivityRegularizer(multinomial_entropy(0.05, eps=1e-4)),
     lambda: ActivityRegularizer(keras.regularizers.L2(0.1)),
     lambda: ImageLinearTransform(a=(0.5, 1.5), b=(-0.2, 0.2), p=0.3, seed=4),
-    lambda: ImagePan(pixels=7, p=0.4, vertically=True, mode="bilinear",
-                     seed=9),
+    lambda: ImagePan(pixels=7, p=0.4, vertically=True, mode="bilinear", seed=9),
 ]
 
 
@@ -627,15 +630,23 @@ def test_augmentations_in_compiled_training(rng):
     """The SeedGenerator-driven layers work inside a compiled train step."""
     pan = ImagePan(pixels=2, p=1.0, seed=1)
     linear = ImageLinearTransform(p=1.0, seed=2)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1)), pan, linear, keras.layers.Flatten(),
-        keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            pan,
+            linear,
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer="sgd", loss="mse")
     state = _np(pan.seed_generator.state).copy()
     history = model.fit(
         rng.random(size=(4, 8, 8, 1)).astype("float32"),
-        np.zeros((4, 1), "float32"), batch_size=4, epochs=1, verbose=0,
+        np.zeros((4, 1), "float32"),
+        batch_size=4,
+        epochs=1,
+        verbose=0,
     )
     assert np.isfinite(history.history["loss"][0])
     assert not np.array_equal(_np(pan.seed_generator.state), state)
@@ -651,13 +662,10 @@ def test_model_save_and_load(tmp_path, rng):
     )
     att = ActivityRegularizer(multinomial_entropy(0.01))(att)
     patches = TotalReshape((-1, 4, 4, 1))(low)
-    feats = L2Normalize()(keras.layers.Dense(5)(
-        keras.layers.Flatten()(patches)))
+    feats = L2Normalize()(keras.layers.Dense(5)(keras.layers.Flatten()(patches)))
     feats = TotalReshape((-1, 4, 5))(feats)
     pooled = keras.layers.GlobalAveragePooling1D()(feats)
-    outputs = keras.layers.Concatenate()(
-        [pooled, keras.layers.Flatten()(att)]
-    )
+    outputs = keras.layers.Concatenate()([pooled, keras.layers.Flatten()(att)])
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="sgd", loss="mse")
 
@@ -667,16 +675,11 @@ def test_model_save_and_load(tmp_path, rng):
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(
-        _np(loaded(data)), expected, rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(_np(loaded(data)), expected, rtol=1e-5, atol=1e-6)
     by_type = {type(layer): layer for layer in loaded.layers}
-    assert isinstance(by_type[ActivityRegularizer].regularizer,
-                      MultinomialEntropy)
+    assert isinstance(by_type[ActivityRegularizer].regularizer, MultinomialEntropy)
     assert by_type[ImagePan].get_config()["seed"] == 1
     model(data)
     loaded(data)
     assert len(loaded.losses) == len(model.losses) == 1
-    np.testing.assert_allclose(
-        _np(loaded.losses[0]), _np(model.losses[0]), rtol=1e-5
-    )
+    np.testing.assert_allclose(_np(loaded.losses[0]), _np(model.losses[0]), rtol=1e-5)

@@ -15,7 +15,9 @@ from ats.datasets.megapixel_mnist import (
     downscale,
 )
 
-SMALL = dict(width=200, height=200, scale=0.25, n_noise=10, n_train=40, n_test=20, seed=3)
+SMALL = dict(
+    width=200, height=200, scale=0.25, n_noise=10, n_train=40, n_test=20, seed=3
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,12 @@ def test_package_exports_submodule():
 def test_paper_config():
     config = MegapixelMNISTConfig.paper()
     assert (config.width, config.height, config.scale) == (1500, 1500, 0.12)
-    assert (config.n_train, config.n_test, config.n_noise, config.noise) == (5000, 1000, 50, True)
+    assert (config.n_train, config.n_test, config.n_noise, config.noise) == (
+        5000,
+        1000,
+        50,
+        True,
+    )
     assert config.low_shape == (180, 180, 1)
     assert config.high_shape == (1500, 1500, 1)
     assert MegapixelMNISTConfig.paper(seed=4).seed == 4
@@ -96,7 +103,7 @@ def test_image_shapes_dtype_and_range(data):
     assert x_high.shape == (200, 200, 1) and x_low.shape == (50, 50, 1)
     assert x_high.dtype == np.float32 and x_low.dtype == np.float32
     for x in (x_low, x_high):
-        assert 0 <= x.min() and x.max() <= 1
+        assert x.min() >= 0 and x.max() <= 1
     assert x_high.max() == 1  # MNIST digits reach full intensity.
 
 
@@ -144,9 +151,15 @@ def test_same_seed_same_data_set_other_seed_differs(data):
     for a, b in zip(data.split("test").render(1), again.split("test").render(1)):
         np.testing.assert_array_equal(a, b)
 
-    other = MegapixelMNIST.generate(MegapixelMNISTConfig(**{**SMALL, "seed": 4}), progress=False)
-    assert not np.array_equal(other.split("train").positions, data.split("train").positions)
-    assert not np.array_equal(other.split("train").render(0)[1], data.split("train").render(0)[1])
+    other = MegapixelMNIST.generate(
+        MegapixelMNISTConfig(**{**SMALL, "seed": 4}), progress=False
+    )
+    assert not np.array_equal(
+        other.split("train").positions, data.split("train").positions
+    )
+    assert not np.array_equal(
+        other.split("train").render(0)[1], data.split("train").render(0)[1]
+    )
 
 
 def test_train_and_test_use_disjoint_digits():
@@ -155,7 +168,9 @@ def test_train_and_test_use_disjoint_digits():
     )
     dataset = MegapixelMNIST.generate(config, progress=False)
     used = {
-        split.name: set(dataset.digit_source_indices[split.digit_indices].ravel().tolist())
+        split.name: set(
+            dataset.digit_source_indices[split.digit_indices].ravel().tolist()
+        )
         for split in _splits(dataset)
     }
     assert used["train"] and used["test"]
@@ -209,8 +224,14 @@ def _write_digits_npz(path, per_class=6):
 def test_npz_source(tmp_path):
     x, y = _write_digits_npz(tmp_path / "digits.npz")
     config = MegapixelMNISTConfig(
-        width=120, height=120, scale=0.5, n_noise=3, n_train=8, n_test=4,
-        source=str(tmp_path / "digits.npz"), test_digit_fraction=0.5,
+        width=120,
+        height=120,
+        scale=0.5,
+        n_noise=3,
+        n_train=8,
+        n_test=4,
+        source=str(tmp_path / "digits.npz"),
+        test_digit_fraction=0.5,
     )
     dataset = MegapixelMNIST.generate(config, progress=False)
     np.testing.assert_array_equal(dataset.digit_pixels, x[dataset.digit_source_indices])
@@ -230,7 +251,9 @@ def test_npz_source(tmp_path):
 )
 def test_bad_npz_source(tmp_path, arrays, message):
     np.savez(tmp_path / "bad.npz", **arrays)
-    config = MegapixelMNISTConfig(width=100, height=100, source=str(tmp_path / "bad.npz"))
+    config = MegapixelMNISTConfig(
+        width=100, height=100, source=str(tmp_path / "bad.npz")
+    )
     with pytest.raises(ValueError, match=message) as info:
         MegapixelMNIST.generate(config, progress=False)
     assert "source=" in str(info.value)
@@ -281,7 +304,9 @@ def test_sequence_low_view_only(data):
 
 def _epoch(sequence):
     batches = [sequence[i] for i in range(len(sequence))]
-    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+    return np.concatenate([x for x, _ in batches]), np.concatenate(
+        [y for _, y in batches]
+    )
 
 
 def test_sequence_shuffle_is_deterministic(data):

@@ -13,8 +13,14 @@ LOW, HIGH, PATCH = (16, 16, 1), (96, 96, 1), (30, 30)
 
 
 def small_ats(**kwargs):
-    kwargs = {"n_patches": 3, "patch_size": PATCH, "filters": 4,
-              "attention_filters": 2, "seed": 1, **kwargs}
+    kwargs = {
+        "n_patches": 3,
+        "patch_size": PATCH,
+        "filters": 4,
+        "attention_filters": 2,
+        "seed": 1,
+        **kwargs,
+    }
     return models.ats_model(LOW, HIGH, **kwargs)
 
 
@@ -30,8 +36,9 @@ def test_attention_network_is_a_distribution_over_the_low_view():
     attention = keras.ops.convert_to_numpy(net(images()[0]))
     assert attention.shape == (2, 16, 16)
     np.testing.assert_allclose(attention.sum(axis=(1, 2)), 1, rtol=1e-5)
-    convolutions = [layer for layer in net.layers
-                    if isinstance(layer, keras.layers.Conv2D)]
+    convolutions = [
+        layer for layer in net.layers if isinstance(layer, keras.layers.Conv2D)
+    ]
     assert [c.kernel_size for c in convolutions] == [(3, 3)] * 3
     assert [c.filters for c in convolutions] == [3, 3, 1]
     assert [c.activation.__name__ for c in convolutions[:2]] == ["tanh"] * 2
@@ -41,26 +48,30 @@ def test_feature_network_gives_unit_features():
     net = models.feature_network((30, 30), filters=5, channels=2)
     assert net.input_shape == (None, 30, 30, 2)
     features = keras.ops.convert_to_numpy(
-        net(np.random.default_rng(0).random((4, 30, 30, 2))))
+        net(np.random.default_rng(0).random((4, 30, 30, 2)))
+    )
     assert features.shape == (4, 5)
-    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1,
-                               rtol=1e-5)
-    kernels = [layer.kernel_size for layer in net.layers
-               if isinstance(layer, keras.layers.Conv2D)]
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, rtol=1e-5)
+    kernels = [
+        layer.kernel_size
+        for layer in net.layers
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
     assert kernels == [(7, 7), (3, 3), (3, 3), (3, 3)]
 
 
 def test_full_image_cnn_is_the_feature_network_over_the_whole_image():
     def convolutions(net):
-        return [(layer.kernel_size, layer.strides, layer.padding,
-                 layer.filters) for layer in net.layers
-                if isinstance(layer, keras.layers.Conv2D)]
+        return [
+            (layer.kernel_size, layer.strides, layer.padding, layer.filters)
+            for layer in net.layers
+            if isinstance(layer, keras.layers.Conv2D)
+        ]
 
     full = models.full_image_cnn(HIGH, n_classes=7, filters=6)
     assert full.input_shape == (None, *HIGH)
     assert full.output_shape == (None, 7)
-    assert convolutions(full) == convolutions(
-        models.feature_network(PATCH, filters=6))
+    assert convolutions(full) == convolutions(models.feature_network(PATCH, filters=6))
 
 
 def test_low_res_cnn_reads_the_low_view():
@@ -72,8 +83,7 @@ def test_low_res_cnn_reads_the_low_view():
 
 def test_ats_model_outputs_probabilities():
     model = small_ats(n_classes=4)
-    assert [tuple(x.shape) for x in model.inputs] == [(None, *LOW),
-                                                       (None, *HIGH)]
+    assert [tuple(x.shape) for x in model.inputs] == [(None, *LOW), (None, *HIGH)]
     probabilities = model.predict(list(images(3)), verbose=0)
     assert probabilities.shape == (3, 4)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
@@ -81,24 +91,30 @@ def test_ats_model_outputs_probabilities():
 
 def test_ats_model_regularizes_the_attention():
     def regularizers(model):
-        return [layer for layer in model.layers
-                if isinstance(layer, ActivityRegularizer)]
+        return [
+            layer for layer in model.layers if isinstance(layer, ActivityRegularizer)
+        ]
 
     assert len(regularizers(small_ats())) == 1
     assert not regularizers(small_ats(regularizer_strength=0))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: models.ats_model((16, 16), HIGH), "low_shape"),
-    (lambda: models.ats_model(LOW, (96, 96, 3)), "same channels"),
-    (lambda: models.ats_model(LOW, HIGH, n_classes=0), "n_classes"),
-    (lambda: models.ats_model(LOW, HIGH, regularizer_strength=-1),
-     "regularizer_strength"),
-    (lambda: models.feature_network((20, 50)), "patch_size"),
-    (lambda: models.attention_network(filters=0), "filters"),
-    (lambda: models.full_image_cnn(HIGH, filters=1.5), "filters"),
-    (lambda: models.low_res_cnn([16, 16, "1"]), "low_shape"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: models.ats_model((16, 16), HIGH), "low_shape"),
+        (lambda: models.ats_model(LOW, (96, 96, 3)), "same channels"),
+        (lambda: models.ats_model(LOW, HIGH, n_classes=0), "n_classes"),
+        (
+            lambda: models.ats_model(LOW, HIGH, regularizer_strength=-1),
+            "regularizer_strength",
+        ),
+        (lambda: models.feature_network((20, 50)), "patch_size"),
+        (lambda: models.attention_network(filters=0), "filters"),
+        (lambda: models.full_image_cnn(HIGH, filters=1.5), "filters"),
+        (lambda: models.low_res_cnn([16, 16, "1"]), "low_shape"),
+    ],
+)
 def test_bad_arguments_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -114,10 +130,10 @@ def test_inspect_returns_the_patches_at_their_corners():
     assert seen["probabilities"].shape == (2, 10)
     padded = np.pad(x_high, ((0, 0), (30, 30), (30, 30), (0, 0)))
     for b in range(2):
-        for (row, col), patch in zip(seen["corners"][b],
-                                     seen["patches"][b]):
+        for (row, col), patch in zip(seen["corners"][b], seen["patches"][b]):
             np.testing.assert_array_equal(
-                padded[b, row + 30:row + 60, col + 30:col + 60], patch)
+                padded[b, row + 30 : row + 60, col + 30 : col + 60], patch
+            )
     again = models.inspect(model, x_low, x_high, seed=3)
     np.testing.assert_array_equal(seen["corners"], again["corners"])
 
@@ -130,11 +146,11 @@ def test_deterministic_inspect_is_the_models_top_k_prediction():
     np.testing.assert_allclose(
         seen["sampled_attention"],
         np.take_along_axis(seen["attention"].reshape(2, -1), order, axis=1),
-        rtol=1e-6)
+        rtol=1e-6,
+    )
     with deterministic_sampling(model):
         predicted = model.predict([x_low, x_high], verbose=0)
-    np.testing.assert_allclose(seen["probabilities"], predicted, rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(seen["probabilities"], predicted, rtol=1e-4, atol=1e-6)
 
 
 def test_inspect_needs_an_ats_model():
@@ -143,7 +159,9 @@ def test_inspect_needs_an_ats_model():
 
 
 def test_models_lists_the_views_each_model_reads():
-    assert models.MODELS == {"ats": ("low", "high"), "full-cnn": ("high",),
-                             "low-cnn": ("low",)}
-    assert sum(isinstance(layer, SamplePatches)
-               for layer in small_ats().layers) == 1
+    assert models.MODELS == {
+        "ats": ("low", "high"),
+        "full-cnn": ("high",),
+        "low-cnn": ("low",),
+    }
+    assert sum(isinstance(layer, SamplePatches) for layer in small_ats().layers) == 1

@@ -13,40 +13,51 @@ LOW, HIGH, PATCH, N_PATCHES = (16, 16), (64, 64), (8, 8), 4
 
 
 def attention_network():
-    return keras.Sequential([
-        layers.Conv2D(4, 3, padding="same", activation="tanh"),
-        layers.Conv2D(1, 3, padding="same"),
-        SampleSoftmax(squeeze_channels=True, smooth=1e-4),
-    ])
+    return keras.Sequential(
+        [
+            layers.Conv2D(4, 3, padding="same", activation="tanh"),
+            layers.Conv2D(1, 3, padding="same"),
+            SampleSoftmax(squeeze_channels=True, smooth=1e-4),
+        ]
+    )
 
 
 def feature_network():
-    return keras.Sequential([
-        keras.Input((*PATCH, 1)),
-        layers.Conv2D(8, 3, activation="relu"),
-        layers.GlobalMaxPooling2D(),
-        L2Normalize(),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((*PATCH, 1)),
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.GlobalMaxPooling2D(),
+            L2Normalize(),
+        ]
+    )
 
 
 def pointwise_attention_network():
     """Per-position attention (1x1): PyTorch's CPU float16 convolution
     cannot differentiate a 3x3 Conv2D(4) -> Conv2D(1) stack at all (a
     limitation of torch, shown without ats), so mixed precision uses this."""
-    return keras.Sequential([
-        layers.Dense(4, activation="tanh"),
-        layers.Dense(1),
-        SampleSoftmax(squeeze_channels=True, smooth=1e-4),
-    ])
+    return keras.Sequential(
+        [
+            layers.Dense(4, activation="tanh"),
+            layers.Dense(1),
+            SampleSoftmax(squeeze_channels=True, smooth=1e-4),
+        ]
+    )
 
 
-def build_model(replace=False, seed=1, deterministic=False,
-                attention_net=attention_network):
+def build_model(
+    replace=False, seed=1, deterministic=False, attention_net=attention_network
+):
     x_low, x_high = keras.Input((*LOW, 1)), keras.Input((*HIGH, 1))
     features, attention, patches = attention_sampling(
-        attention_net(), feature_network(), n_patches=N_PATCHES,
-        replace=replace, attention_regularizer=MultinomialEntropy(1e-3),
-        seed=seed)([x_low, x_high])
+        attention_net(),
+        feature_network(),
+        n_patches=N_PATCHES,
+        replace=replace,
+        attention_regularizer=MultinomialEntropy(1e-3),
+        seed=seed,
+    )([x_low, x_high])
     if deterministic:
         for layer in keras.Model([x_low, x_high], features).layers:
             if isinstance(layer, SamplePatches):
@@ -63,7 +74,7 @@ def toy_data(n, seed=0):
     for i, label in enumerate(y):
         row = rng.integers(0, HIGH[0] - 8)
         col = rng.integers(0, HIGH[1] // 2 - 8) + label * HIGH[1] // 2
-        x_high[i, row:row + 8, col:col + 8] = 1.0
+        x_high[i, row : row + 8, col : col + 8] = 1.0
     x_low = x_high.reshape(n, LOW[0], 4, LOW[1], 4, 1).mean(axis=(2, 4))
     return [x_low, x_high], y.astype("int32")
 
@@ -76,8 +87,7 @@ def classifier(model):
 def test_fit_evaluate_predict_with_a_partial_last_batch(replace):
     x, y = toy_data(10)
     model = classifier(build_model(replace))
-    model.compile("adam", "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, batch_size=4, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     loss, _ = model.evaluate(x, y, batch_size=4, verbose=0)
@@ -93,14 +103,14 @@ def test_outputs_and_patch_size_inference():
     assert tuple(attention.shape) == (3, *LOW)
     assert tuple(patches.shape) == (3, N_PATCHES, *PATCH, 1)
     np.testing.assert_allclose(
-        ops.convert_to_numpy(ops.sum(attention, axis=(1, 2))), 1, rtol=1e-5)
+        ops.convert_to_numpy(ops.sum(attention, axis=(1, 2))), 1, rtol=1e-5
+    )
 
 
 def test_training_reduces_the_loss():
     x, y = toy_data(64)
     model = classifier(build_model())
-    model.compile(keras.optimizers.Adam(1e-2),
-                  "sparse_categorical_crossentropy")
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     history = model.fit(x, y, batch_size=16, epochs=8, verbose=0)
     losses = history.history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
@@ -117,8 +127,9 @@ def test_regularizer_adds_its_loss():
 def test_compiled_execution(backend):
     x, y = toy_data(8)
     model = classifier(build_model())
-    model.compile("adam", "sparse_categorical_crossentropy",
-                  jit_compile=backend != "torch")
+    model.compile(
+        "adam", "sparse_categorical_crossentropy", jit_compile=backend != "torch"
+    )
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
 
@@ -135,8 +146,9 @@ def test_same_seed_same_samples():
     x, _ = toy_data(4)
     first, second = build_model(seed=5), build_model(seed=5)
     second.set_weights(first.get_weights())
-    np.testing.assert_array_equal(ops.convert_to_numpy(first(x)[2]),
-                                  ops.convert_to_numpy(second(x)[2]))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(first(x)[2]), ops.convert_to_numpy(second(x)[2])
+    )
 
 
 def test_mixed_precision_is_finite():
@@ -161,15 +173,17 @@ def test_save_and_load_round_trip(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     for original, restored in zip(model(x), loaded(x)):
-        np.testing.assert_allclose(ops.convert_to_numpy(restored),
-                                   ops.convert_to_numpy(original), rtol=1e-6)
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(restored), ops.convert_to_numpy(original), rtol=1e-6
+        )
 
 
 class SubclassedATS(keras.Model):
     def __init__(self):
         super().__init__()
-        self.ats = attention_sampling(attention_network(), feature_network(),
-                                      n_patches=N_PATCHES, seed=2)
+        self.ats = attention_sampling(
+            attention_network(), feature_network(), n_patches=N_PATCHES, seed=2
+        )
         self.classify = layers.Dense(2, activation="softmax")
 
     def call(self, inputs):
@@ -196,8 +210,9 @@ def test_patch_size_cannot_be_inferred_from_a_function():
 
 
 def test_attention_keeping_the_channel_axis_is_rejected():
-    keep_channels = keras.Sequential([
-        layers.Conv2D(1, 3, padding="same"), SampleSoftmax()])
+    keep_channels = keras.Sequential(
+        [layers.Conv2D(1, 3, padding="same"), SampleSoftmax()]
+    )
     ats = attention_sampling(keep_channels, feature_network())
     with pytest.raises(ValueError, match="channel axis"):
         ats([keras.Input((*LOW, 1)), keras.Input((*HIGH, 1))])

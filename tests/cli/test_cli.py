@@ -11,12 +11,43 @@ from ats.cli import build_parser, main
 
 BACKEND = keras.backend.backend()
 
-COMMANDS = [[], ["mnist"], ["mnist", "make-data"], ["mnist", "train"],
-            ["mnist", "evaluate"], ["mnist", "visualize"], ["mnist", "report"]]
-TINY = ["--width", "100", "--height", "100", "--scale", "0.25", "--no-noise",
-        "--n-train", "16", "--n-test", "8", "--seed", "2"]
-TINY_TRAIN = ["--epochs", "1", "--batch-size", "8", "--n-patches", "2",
-              "--patch-size", "30x30", "--filters", "4", "--quiet"]
+COMMANDS = [
+    [],
+    ["mnist"],
+    ["mnist", "make-data"],
+    ["mnist", "train"],
+    ["mnist", "evaluate"],
+    ["mnist", "visualize"],
+    ["mnist", "report"],
+]
+TINY = [
+    "--width",
+    "100",
+    "--height",
+    "100",
+    "--scale",
+    "0.25",
+    "--no-noise",
+    "--n-train",
+    "16",
+    "--n-test",
+    "8",
+    "--seed",
+    "2",
+]
+TINY_TRAIN = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--n-patches",
+    "2",
+    "--patch-size",
+    "30x30",
+    "--filters",
+    "4",
+    "--quiet",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -57,24 +88,52 @@ def test_the_strategies_are_the_librarys():
     assert set(ats.cli.STRATEGIES) == {"auto"}.union(*STRATEGIES.values())
 
 
-@pytest.mark.parametrize("command", [
-    ["mnist", "train", "--data", "d", "--run-dir", "r"],
-    ["gigapixel", "train", "--data", "d"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["mnist", "train", "--data", "d", "--run-dir", "r"],
+        ["gigapixel", "train", "--data", "d"],
+    ],
+    ids=" ".join,
+)
 def test_training_commands_take_the_device_options(command):
-    args = build_parser().parse_args(command + [
-        "--distribute", "none", "--devices", "2", "--model-parallel", "2",
-        "--coordinator", "h:1", "--num-processes", "2", "--process-id", "1",
-        "--simulate-cpu-devices", "4"])
-    assert (args.distribute, args.devices, args.model_parallel,
-            args.coordinator, args.num_processes, args.process_id,
-            args.simulate_cpu_devices) == ("none", 2, 2, "h:1", 2, 1, 4)
+    args = build_parser().parse_args(
+        command
+        + [
+            "--distribute",
+            "none",
+            "--devices",
+            "2",
+            "--model-parallel",
+            "2",
+            "--coordinator",
+            "h:1",
+            "--num-processes",
+            "2",
+            "--process-id",
+            "1",
+            "--simulate-cpu-devices",
+            "4",
+        ]
+    )
+    assert (
+        args.distribute,
+        args.devices,
+        args.model_parallel,
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
+        args.simulate_cpu_devices,
+    ) == ("none", 2, 2, "h:1", 2, 1, 4)
     assert build_parser().parse_args(command).distribute == "auto"
 
 
 def test_the_console_command_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "ats.cli", "mnist",
-                             "train", "--help"], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ats.cli", "mnist", "train", "--help"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0
     assert "--resume" in result.stdout
 
@@ -88,32 +147,52 @@ def data_dir(tmp_path_factory):
 
 def test_make_data_reuses_the_same_data_and_refuses_other(data_dir, capsys):
     config = json.loads((data_dir / "config.json").read_text())["config"]
-    assert (config["width"], config["n_train"], config["noise"]) == \
-        (100, 16, False)
+    assert (config["width"], config["n_train"], config["noise"]) == (100, 16, False)
     assert main(["mnist", "make-data", "--out", str(data_dir), *TINY]) == 0
     assert "reusing" in capsys.readouterr().out
-    assert main(["mnist", "make-data", "--out", str(data_dir), *TINY[:-2],
-                 "--seed", "3"]) == 1
+    assert (
+        main(["mnist", "make-data", "--out", str(data_dir), *TINY[:-2], "--seed", "3"])
+        == 1
+    )
     assert "different data set" in capsys.readouterr().err
 
 
 def test_train_evaluate_visualize_report(data_dir, tmp_path, capsys):
     runs = []
-    for model, images in (("ats", []), ("low-cnn", ["--train-images",
-                                                    "8"])):
+    for model, images in (("ats", []), ("low-cnn", ["--train-images", "8"])):
         run = tmp_path / model
         runs.append(str(run))
-        assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",
-                     str(run), "--model", model, *TINY_TRAIN, *images]) == 0
-        for name in ("config.json", "metrics.csv", "checkpoint.npz",
-                     "results.json", "report.md", "pictures/curves.png"):
+        assert (
+            main(
+                [
+                    "mnist",
+                    "train",
+                    "--data",
+                    str(data_dir),
+                    "--run-dir",
+                    str(run),
+                    "--model",
+                    model,
+                    *TINY_TRAIN,
+                    *images,
+                ]
+            )
+            == 0
+        )
+        for name in (
+            "config.json",
+            "metrics.csv",
+            "checkpoint.npz",
+            "results.json",
+            "report.md",
+            "pictures/curves.png",
+        ):
             assert (run / name).is_file(), name
     config = json.loads((tmp_path / "ats" / "config.json").read_text())
     assert config["train"]["n_patches"] == 2
     assert config["train"]["patch_size"] == [30, 30]
     pictures = tmp_path / "ats" / "pictures"
-    for name in ("epoch_001.png", "final_sampled.png", "final_top_k.png",
-                 "curves.png"):
+    for name in ("epoch_001.png", "final_sampled.png", "final_top_k.png", "curves.png"):
         assert (pictures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()
 
@@ -121,8 +200,7 @@ def test_train_evaluate_visualize_report(data_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "sampled patches" in out and "top-k patches" in out
 
-    assert main(["mnist", "visualize", "--run-dir", runs[0], "--images",
-                 "1"]) == 0
+    assert main(["mnist", "visualize", "--run-dir", runs[0], "--images", "1"]) == 0
     written = capsys.readouterr().out.split()
     assert any(path.endswith("final_top_k.png") for path in written)
 
@@ -138,19 +216,54 @@ def test_train_evaluate_visualize_report(data_dir, tmp_path, capsys):
 def test_train_errors_name_the_problem(data_dir, tmp_path, capsys):
     assert main(["mnist", "train", "--run-dir", str(tmp_path / "r")]) == 1
     assert "--data" in capsys.readouterr().err
-    assert main(["mnist", "train", "--run-dir", str(tmp_path / "r"),
-                 "--resume"]) == 1
+    assert main(["mnist", "train", "--run-dir", str(tmp_path / "r"), "--resume"]) == 1
     assert "config.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["mnist", "train", "--data", str(data_dir), "--run-dir",
-              str(tmp_path / "r"), "--patch-size", "50"])
+        main(
+            [
+                "mnist",
+                "train",
+                "--data",
+                str(data_dir),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--patch-size",
+                "50",
+            ]
+        )
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
-    assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",
-                 str(tmp_path / "r"), "--train-images", "17"]) == 1
+    assert (
+        main(
+            [
+                "mnist",
+                "train",
+                "--data",
+                str(data_dir),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--train-images",
+                "17",
+            ]
+        )
+        == 1
+    )
     assert "train_images (17) must be at most" in capsys.readouterr().err
     # A strategy of another backend's engine.
     other = "ddp" if BACKEND == "tensorflow" else "mirrored"
-    assert main(["mnist", "train", "--data", str(data_dir), "--run-dir",
-                 str(tmp_path / "r"), "--distribute", other]) == 1
+    assert (
+        main(
+            [
+                "mnist",
+                "train",
+                "--data",
+                str(data_dir),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--distribute",
+                other,
+            ]
+        )
+        == 1
+    )
     assert "`strategy` must be one of" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

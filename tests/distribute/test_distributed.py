@@ -1,7 +1,7 @@
 """Attention sampling on each backend's own distribution engine.
 
 The active backend's engine runs on two CPU devices in a process of its own
-(``tests/distributed/scenario.py``), since devices must be set up before the
+(``tests/distribute/scenario.py``), since devices must be set up before the
 backend starts: JAX ``keras.distribution.DataParallel`` on two host devices,
 TensorFlow ``MirroredStrategy`` on two logical CPUs, PyTorch
 ``DistributedDataParallel`` with two gloo processes under torchrun. The tests
@@ -22,8 +22,8 @@ import ats.distribute as distribute
 from ats.core import sample
 
 BACKEND = keras.backend.backend()
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIO = Path(__file__).resolve().parent / "distributed" / "scenario.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = Path(__file__).resolve().parent / "scenario.py"
 ENGINES = {"jax": "data_parallel", "tensorflow": "mirrored", "torch": "ddp"}
 
 # Float32 gradients of one step summed in another order on two devices.
@@ -34,16 +34,25 @@ GRADIENT_ATOL = 1e-5
 def report(tmp_path_factory):
     """The scenario's JSON report for the active backend's engine."""
     out = tmp_path_factory.mktemp("distributed") / "report.json"
-    env = {**os.environ, "KERAS_BACKEND": BACKEND,
-           "PYTHONPATH": os.pathsep.join(
-               filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": BACKEND,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+        ),
+    }
     command = [sys.executable, str(SCENARIO), str(out)]
     if BACKEND == "torch":
         env["OMP_NUM_THREADS"] = "1"
-        command[1:1] = ["-m", "torch.distributed.run", "--standalone",
-                        "--nproc_per_node=2"]
-    completed = subprocess.run(command, env=env, cwd=ROOT,
-                               capture_output=True, text=True, timeout=600)
+        command[1:1] = [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+        ]
+    completed = subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     if completed.returncode != 0 or not out.exists():
         pytest.fail(f"{' '.join(command)} failed:\n{completed.stderr[-6000:]}")
     return json.loads(out.read_text())
@@ -70,8 +79,7 @@ def test_one_step_gradients_equal_one_device(report):
 def test_uneven_last_batch_and_predict(report):
     uneven = report["uneven"]
     assert np.isfinite(uneven["fit_losses"]).all()
-    assert uneven["accuracy"] == pytest.approx(uneven["expected_accuracy"],
-                                               abs=1e-6)
+    assert uneven["accuracy"] == pytest.approx(uneven["expected_accuracy"], abs=1e-6)
     assert uneven["predict_shape"] == [7, 2]
     assert uneven["predict_max_abs_diff"] <= GRADIENT_ATOL
 
@@ -86,20 +94,21 @@ def test_replicas_draw_different_positions(report):
 
 
 def test_a_run_is_reproducible_from_its_seed(report):
-    np.testing.assert_array_equal(report["samples"]["positions"],
-                                  report["samples"]["again"])
+    np.testing.assert_array_equal(
+        report["samples"]["positions"], report["samples"]["again"]
+    )
 
 
 def test_training_commands_run_on_the_engine(report):
     commands = report["commands"]
-    assert commands["exit_status"] == [[0, 0]] * (
-        2 if BACKEND == "torch" else 1)
+    assert commands["exit_status"] == [[0, 0]] * (2 if BACKEND == "torch" else 1)
     mnist = commands["mnist"]
     assert commands["mnist_config"]["distribution"] == mnist["distribution"]
-    assert mnist["distribution"] == {"strategy": ENGINES[BACKEND],
-                                     "num_replicas": 2,
-                                     "num_processes": 2 if BACKEND == "torch"
-                                     else 1}
+    assert mnist["distribution"] == {
+        "strategy": ENGINES[BACKEND],
+        "num_replicas": 2,
+        "num_processes": 2 if BACKEND == "torch" else 1,
+    }
     assert mnist["epochs"] == 2  # one, then one more after --resume
     for mode in ("sampled", "top_k"):
         assert 0 <= mnist["test"][mode]["error"] <= 1
@@ -146,15 +155,18 @@ def test_replica_index_is_folded_into_the_seed(monkeypatch, seed):
     np.testing.assert_array_equal(drawn_on(1), replica_1)
     np.testing.assert_array_equal(drawn_on(0), replica_0)
     monkeypatch.undo()
-    np.testing.assert_array_equal(drawn_on(0), draw(
-        3 if seed == "int" else keras.random.SeedGenerator(3)))
+    np.testing.assert_array_equal(
+        drawn_on(0), draw(3 if seed == "int" else keras.random.SeedGenerator(3))
+    )
 
 
 if BACKEND == "jax":
+
     def test_jax_draws_the_positions_one_device_draws(report):
         np.testing.assert_array_equal(
             np.reshape(report["samples"]["positions"], (8, 4)),
-            report["samples"]["one_device"])
+            report["samples"]["one_device"],
+        )
 
     def test_model_parallel_layout_trains(report):
         parallel = report["model_parallel"]
@@ -171,6 +183,7 @@ if BACKEND == "jax":
         with pytest.raises(RuntimeError, match="before JAX"):
             distribute.simulate_cpu_devices(2)
 else:
+
     def test_replicas_draw_the_same_positions_when_asked(report):
         first, second = np.array(report["samples"]["replicated"])
         np.testing.assert_array_equal(first, second)
@@ -190,19 +203,21 @@ else:
 
 
 if BACKEND == "tensorflow":
+
     def test_simulate_cpu_devices_after_tensorflow_started_is_an_error():
         keras.ops.ones(1)
         with pytest.raises(RuntimeError, match="before TensorFlow"):
             distribute.simulate_cpu_devices(2)
 
+
 if BACKEND == "torch":
+
     def test_torch_simulates_devices_with_processes():
         with pytest.raises(ValueError, match="torchrun"):
             distribute.simulate_cpu_devices(2)
 
     def test_ddp_outside_torchrun_is_an_error(monkeypatch):
-        for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                     "MASTER_PORT"):
+        for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
             monkeypatch.delenv(name, raising=False)
         with pytest.raises(RuntimeError, match="torchrun"):
             distribute.configure("ddp")
@@ -215,17 +230,19 @@ def test_configure_none_is_one_device():
     with setup.scope():
         assert setup.wrap(model) is model and setup.unwrap(model) is model
         assert setup.shard(data) is data
-    assert (setup.num_replicas, setup.num_processes, setup.process_index) \
-        == (1, 1, 0)
+    assert (setup.num_replicas, setup.num_processes, setup.process_index) == (1, 1, 0)
 
 
-@pytest.mark.parametrize("kwargs, argument", [
-    ({"strategy": "horovod"}, "strategy"),
-    ({"strategy": 2}, "strategy"),
-    ({"strategy": "none", "model_parallel": 0}, "model_parallel"),
-    ({"strategy": "none", "model_parallel": 2}, "model_parallel"),
-    ({"strategy": "none", "devices": "all"}, "devices"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"strategy": "horovod"}, "strategy"),
+        ({"strategy": 2}, "strategy"),
+        ({"strategy": "none", "model_parallel": 0}, "model_parallel"),
+        ({"strategy": "none", "model_parallel": 2}, "model_parallel"),
+        ({"strategy": "none", "devices": "all"}, "devices"),
+    ],
+)
 def test_configure_errors_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`|{argument}="):
         distribute.configure(**kwargs)
@@ -278,8 +295,7 @@ def test_processes_feed_blocks_of_the_data_and_of_the_batch():
     one = distribute.Setup()
     assert one.shard_slice(11) == slice(0, 11)
     assert one.local_batch_size(8) == 8
-    assert one.describe() == {"strategy": "none", "num_replicas": 1,
-                              "num_processes": 1}
+    assert one.describe() == {"strategy": "none", "num_replicas": 1, "num_processes": 1}
 
 
 def test_even_batches_only_when_the_batch_is_split(monkeypatch):
@@ -289,8 +305,7 @@ def test_even_batches_only_when_the_batch_is_split(monkeypatch):
     training = distribute.even_batches(dataset)
     evaluation = distribute.even_batches(dataset, training=False)
     assert [len(training[i][1]) for i in range(len(training))] == [2, 2]
-    assert [len(evaluation[i][1]) for i in range(len(evaluation))] == [
-        2, 2, 2]
+    assert [len(evaluation[i][1]) for i in range(len(evaluation))] == [2, 2, 2]
     np.testing.assert_array_equal(evaluation[2][2], [1, 0])
 
 
@@ -325,8 +340,7 @@ def test_even_batches_drop_or_pad_the_remainder():
     dropped = distribute.EvenBatches(Batches(x, y, 4), multiple=3)
     assert len(dropped) == 2  # 4, 4 -> 3, 3; the last batch of 1 goes
     np.testing.assert_array_equal(dropped[1][1], [4, 5, 6])
-    padded = distribute.EvenBatches(Batches(x, y, 4), multiple=3,
-                                    remainder="pad")
+    padded = distribute.EvenBatches(Batches(x, y, 4), multiple=3, remainder="pad")
     assert len(padded) == 3
     last_x, last_y, weights = padded[2]
     np.testing.assert_array_equal(last_x[:, 0], [8, 8, 8])
@@ -340,12 +354,11 @@ def test_padded_batches_evaluate_like_the_arrays():
     y = rng.normal(size=(9, 1)).astype("float32")
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse", weighted_metrics=["mae"])
-    expected = model.evaluate(x, y, batch_size=4, verbose=0,
-                              return_dict=True)["mae"]
-    padded = distribute.EvenBatches(Batches(x, y, 4), multiple=3,
-                                    remainder="pad")
-    assert model.evaluate(padded, verbose=0, return_dict=True)["mae"] == \
-        pytest.approx(expected, rel=1e-5)
+    expected = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)["mae"]
+    padded = distribute.EvenBatches(Batches(x, y, 4), multiple=3, remainder="pad")
+    assert model.evaluate(padded, verbose=0, return_dict=True)["mae"] == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_even_batches_errors_name_the_argument():

@@ -3,17 +3,16 @@
 import keras
 import numpy as np
 import pytest
+from autodiff import gradients
 from keras import ops
 
 from ats.core import Expectation, SamplePatches
 from ats.data import FromTensors
-from autodiff import gradients
 
 
 def coordinate_image(batch, height, width):
     """x[b, i, j] = (i, j): a patch's pixel tells where it came from."""
-    rows, cols = np.meshgrid(np.arange(height), np.arange(width),
-                             indexing="ij")
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     image = np.stack([rows, cols], axis=-1).astype("float32") + 1
     return np.tile(image[None], (batch, 1, 1, 1))
 
@@ -34,8 +33,9 @@ def test_positions_map_to_the_documented_corners(receptive_field):
 
     np.testing.assert_array_equal(ops.convert_to_numpy(sampled), 1)
     for b, cell in enumerate(cells):
-        centre_low = receptive_field / 2 + (np.array(cell) + 0.5) * \
-            (np.subtract(low, receptive_field) / space)
+        centre_low = receptive_field / 2 + (np.array(cell) + 0.5) * (
+            np.subtract(low, receptive_field) / space
+        )
         centre_high = centre_low * np.divide(high, low)
         corner = np.round(centre_high - np.divide(patch, 2)).astype(int)
         corner_pixel = patches[b, 0, 0, 0] - 1
@@ -66,8 +66,11 @@ def test_channels_first(rng):
         layer = SamplePatches(4, (6, 6), seed=1)
         patches, _ = layer([x_low, x_high, attention.astype("float32")])
         assert tuple(patches.shape) == (2, 4, 3, 6, 6)
-        inputs = [keras.Input((3, 10, 10)), keras.Input((3, 20, 20)),
-                  keras.Input((10, 10))]
+        inputs = [
+            keras.Input((3, 10, 10)),
+            keras.Input((3, 20, 20)),
+            keras.Input((10, 10)),
+        ]
         symbolic, _ = SamplePatches(4, (6, 6))(inputs)
         assert tuple(symbolic.shape) == (None, 4, 3, 6, 6)
     finally:
@@ -75,9 +78,10 @@ def test_channels_first(rng):
 
 
 def test_one_dimensional_and_volumetric_inputs(rng):
-    for low, high, space, patch in [((16,), (64,), (8,), (5,)),
-                                    ((6, 6, 6), (12, 12, 12), (3, 3, 3),
-                                     (4, 4, 4))]:
+    for low, high, space, patch in [
+        ((16,), (64,), (8,), (5,)),
+        ((6, 6, 6), (12, 12, 12), (3, 3, 3), (4, 4, 4)),
+    ]:
         x_low = rng.random((2, *low, 1)).astype("float32")
         x_high = rng.random((2, *high, 2)).astype("float32")
         attention = rng.dirichlet(np.ones(int(np.prod(space))), size=2)
@@ -95,8 +99,7 @@ def test_same_seed_same_samples_and_a_stream_per_layer(rng):
     def draws(layer):
         return ops.convert_to_numpy(layer(inputs)[0])
 
-    first, second = SamplePatches(5, (4, 4), seed=3), \
-        SamplePatches(5, (4, 4), seed=3)
+    first, second = SamplePatches(5, (4, 4), seed=3), SamplePatches(5, (4, 4), seed=3)
     np.testing.assert_array_equal(draws(first), draws(second))
     assert not np.array_equal(draws(first), draws(first))
 
@@ -108,8 +111,7 @@ def test_gradient_reaches_attention_but_not_x_high(rng):
     layer = SamplePatches(3, (4, 4), seed=0)
 
     def objective(logits, x_high):
-        attention = ops.reshape(
-            ops.softmax(ops.reshape(logits, (1, 64))), (1, 8, 8))
+        attention = ops.reshape(ops.softmax(ops.reshape(logits, (1, 64))), (1, 8, 8))
         patches, sampled = layer([x_low, x_high, attention])
         features = ops.mean(patches, axis=(2, 3))
         return ops.sum(Expectation()([features, sampled]))
@@ -124,40 +126,46 @@ def test_from_tensors_matches_the_layer(rng):
     x_high = rng.random((2, 36, 48, 1)).astype("float32")
     samples = np.array([[[0, 0], [5, 5]], [[2, 3], [1, 4]]], dtype="int32")
     source = FromTensors([x_low, x_high])
-    patches, corners = source.patches(samples, 1.0, (6, 6), (10, 10),
-                                      (7, 7), 0, 1)
+    patches, corners = source.patches(samples, 1.0, (6, 6), (10, 10), (7, 7), 0, 1)
     corners = ops.convert_to_numpy(corners)
-    expected = np.round((1 + (samples + 0.5) * 10 / 6) * np.array([3, 4])
-                        - 3.5).astype("int32")
+    expected = np.round((1 + (samples + 0.5) * 10 / 6) * np.array([3, 4]) - 3.5).astype(
+        "int32"
+    )
     np.testing.assert_array_equal(corners, expected)
     assert tuple(patches.shape) == (2, 2, 7, 7, 1)
-    np.testing.assert_array_equal(ops.convert_to_numpy(source.data(1)),
-                                  x_high)
+    np.testing.assert_array_equal(ops.convert_to_numpy(source.data(1)), x_high)
 
 
 def symbolic_inputs(low=(16, 16, 1), high=(64, 64, 1), attention=(16, 16)):
     return [keras.Input(low), keras.Input(high), keras.Input(attention)]
 
 
-@pytest.mark.parametrize("kwargs,inputs,error,match", [
-    ({"n_patches": 2.5}, None, TypeError, "n_patches"),
-    ({"n_patches": 0}, None, ValueError, "n_patches"),
-    ({"n_patches": True}, None, TypeError, "n_patches"),
-    ({"patch_size": (8, -1)}, None, ValueError, "patch_size"),
-    ({"patch_size": 8}, None, TypeError, "patch_size"),
-    ({"patch_size": (8, 8, 8)}, {}, ValueError, "patch_size"),
-    ({"receptive_field": -2}, None, ValueError, "receptive_field"),
-    ({"receptive_field": 1.5}, None, TypeError, "receptive_field"),
-    ({"receptive_field": 16}, {}, ValueError, "receptive_field"),
-    ({"n_patches": 300}, {}, ValueError, "n_patches"),
-    ({}, {"attention": (16, 16, 1)}, ValueError, "channel axis"),
-    ({}, {"attention": (16,)}, ValueError, "attention"),
-    ({}, {"attention": (32, 32)}, ValueError, "must not exceed"),
-    ({}, {"high": (64, 1)}, ValueError, "x_high"),
-    ({}, {"low": (16, 1), "high": (64, 1), "attention": (16,)}, ValueError,
-     "patch_size"),
-    ({}, {"low": (2, 2, 2, 2, 1)}, ValueError, "x_low"),
-])
+@pytest.mark.parametrize(
+    "kwargs,inputs,error,match",
+    [
+        ({"n_patches": 2.5}, None, TypeError, "n_patches"),
+        ({"n_patches": 0}, None, ValueError, "n_patches"),
+        ({"n_patches": True}, None, TypeError, "n_patches"),
+        ({"patch_size": (8, -1)}, None, ValueError, "patch_size"),
+        ({"patch_size": 8}, None, TypeError, "patch_size"),
+        ({"patch_size": (8, 8, 8)}, {}, ValueError, "patch_size"),
+        ({"receptive_field": -2}, None, ValueError, "receptive_field"),
+        ({"receptive_field": 1.5}, None, TypeError, "receptive_field"),
+        ({"receptive_field": 16}, {}, ValueError, "receptive_field"),
+        ({"n_patches": 300}, {}, ValueError, "n_patches"),
+        ({}, {"attention": (16, 16, 1)}, ValueError, "channel axis"),
+        ({}, {"attention": (16,)}, ValueError, "attention"),
+        ({}, {"attention": (32, 32)}, ValueError, "must not exceed"),
+        ({}, {"high": (64, 1)}, ValueError, "x_high"),
+        (
+            {},
+            {"low": (16, 1), "high": (64, 1), "attention": (16,)},
+            ValueError,
+            "patch_size",
+        ),
+        ({}, {"low": (2, 2, 2, 2, 1)}, ValueError, "x_low"),
+    ],
+)
 def test_bad_input_raises_at_build_time(kwargs, inputs, error, match):
     arguments = {"n_patches": 4, "patch_size": (8, 8), **kwargs}
     with pytest.raises(error, match=match):
@@ -176,12 +184,21 @@ def test_expectation_checks_its_inputs():
 
 
 def test_layers_round_trip_through_their_config():
-    layer = SamplePatches(7, (5, 6), receptive_field=2, replace=True,
-                          use_logits=True, seed=4, name="sampler")
+    layer = SamplePatches(
+        7,
+        (5, 6),
+        receptive_field=2,
+        replace=True,
+        use_logits=True,
+        seed=4,
+        name="sampler",
+    )
     clone = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(layer))
+        keras.saving.serialize_keras_object(layer)
+    )
     assert isinstance(clone, SamplePatches)
     assert clone.get_config() == layer.get_config()
     expectation = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(Expectation(replace=True)))
+        keras.saving.serialize_keras_object(Expectation(replace=True))
+    )
     assert expectation.replace is True
