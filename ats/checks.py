@@ -25,9 +25,13 @@ Example:
 import math
 import numbers
 
+import keras
+import numpy as np
+
 __all__ = [
     "boolean",
     "choice",
+    "data_format",
     "fail",
     "int_tuple",
     "integer",
@@ -59,7 +63,7 @@ def _is_int(value):
 
 
 def _is_bool(value):
-    return isinstance(value, bool) or type(value).__name__ == "bool_"
+    return isinstance(value, (bool, np.bool_))
 
 
 def _bounds(minimum, maximum):
@@ -102,8 +106,13 @@ def real(
     """``value`` as a finite ``float`` within the given bounds.
 
     Args:
-        minimum, maximum: optional bounds, inclusive unless
-            ``exclusive_minimum`` / ``exclusive_maximum``.
+        name: str, the argument's name.
+        value: what was given.
+        minimum: optional lower bound, inclusive unless ``exclusive_minimum``.
+        maximum: optional upper bound, inclusive unless ``exclusive_maximum``.
+        exclusive_minimum: bool, whether ``minimum`` itself is refused.
+        exclusive_maximum: bool, whether ``maximum`` itself is refused.
+        where: str or None, the function or layer that was called.
 
     Returns:
         float.
@@ -121,11 +130,13 @@ def real(
     if not isinstance(value, numbers.Real) or _is_bool(value):
         fail(name, expected, value, where, TypeError)
     value = float(value)
-    if (
-        not math.isfinite(value)
-        or (minimum is not None and (value < minimum or (exclusive_minimum and value == minimum)))
-        or (maximum is not None and (value > maximum or (exclusive_maximum and value == maximum)))
-    ):
+    below = minimum is not None and (
+        value < minimum or (exclusive_minimum and value == minimum)
+    )
+    above = maximum is not None and (
+        value > maximum or (exclusive_maximum and value == maximum)
+    )
+    if not math.isfinite(value) or below or above:
         fail(name, expected, value, where)
     return value
 
@@ -154,22 +165,37 @@ def choice(name, value, choices, where=None):
     return value
 
 
+def data_format(name, value, where=None):
+    """``value``, a Keras image data format, or Keras's default for None.
+
+    Returns:
+        ``"channels_last"`` or ``"channels_first"``.
+    """
+    if value is None:
+        return keras.config.image_data_format()
+    return choice(name, value, ("channels_last", "channels_first"), where)
+
+
 def int_tuple(name, value, length=None, minimum=1, where=None):
-    """``value`` as a tuple of ints >= ``minimum``, of ``length`` entries if
-    given (a shape, a patch size).
+    """``value`` as a non-empty tuple of ints >= ``minimum`` (any ints if
+    ``minimum`` is None), of ``length`` entries if given (a shape, a patch
+    size, axes).
 
     Returns:
         tuple of int.
     """
     count = f"{length} " if length is not None else ""
-    expected = f"a tuple of {count}ints >= {minimum}"
+    bound = f" >= {minimum}" if minimum is not None else ""
+    expected = f"a tuple of {count}ints{bound}"
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         fail(name, expected, value, where, TypeError)
     items = tuple(value)
     if not items or not all(_is_int(item) for item in items):
         fail(name, expected, value, where, TypeError if items else ValueError)
     items = tuple(int(item) for item in items)
-    if (length is not None and len(items) != length) or min(items) < minimum:
+    if (length is not None and len(items) != length) or (
+        minimum is not None and min(items) < minimum
+    ):
         fail(name, expected, value, where)
     return items
 

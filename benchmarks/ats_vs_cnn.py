@@ -3,7 +3,7 @@
 On Megapixel-MNIST-shaped inputs of growing side, one training step of the
 ``paper`` preset's ATS model and of the CNN that applies the same feature
 network to the whole image (``setups.py``), each configuration in its own
-process (``harness.run_in_subprocess``) so that its peak memory is its own.
+process (``isolation.run_in_subprocess``) so that its peak memory is its own.
 Reported per sample (per step / batch size), with the ratio CNN / ATS:
 
 * **time**: median (min-max) of ``train_on_batch`` after warm-up, in the
@@ -13,7 +13,7 @@ Reported per sample (per step / batch size), with the ratio CNN / ATS:
   training, once it runs: the peak RSS over the timed steps minus the RSS
   just before the first step (the backend imported, the model built, the
   inputs allocated). Before both readings the allocator's free pages are
-  released (``harness.release_free_memory``), so the RSS is memory in use.
+  released (``memory.release_free_memory``), so the RSS is memory in use.
   Everything training keeps counts in full (compiled code, gradients and
   optimizer slots, the backend's caches), which penalises the small model,
   ATS. What it leaves out is the transient of the first, compiling step:
@@ -33,9 +33,15 @@ reported as failed.
     python benchmarks/ats_vs_cnn.py [--quick] [--backends jax,torch]
 """
 
-import harness
+from pathlib import Path
+
+import compiled
+import reporting
+import timing
+from command_line import RunOptions, main
 
 NAME = "ats_vs_cnn"
+TITLE = "Attention sampling vs the full-image CNN, per sample"
 SIDES = (500, 1000, 1500, 3000, 6000, 9000)
 QUICK_SIDES = (500,)
 MAX_BATCH, QUICK_MAX_BATCH = 8, 2
@@ -57,7 +63,7 @@ def batch_size(side, max_batch=MAX_BATCH):
 def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP, budget_s=None):
     """Time and memory of training steps of one model, in this process.
 
-    Meant for a fresh process (``harness.run_in_subprocess``) so that the
+    Meant for a fresh process (``isolation.run_in_subprocess``) so that the
     memory figures are this configuration's alone.
 
     Args:
@@ -67,44 +73,43 @@ def measure(model, side, batch_size, repeats=REPEATS, warmup=WARMUP, budget_s=No
         repeats: int, timed steps.
         warmup: int >= 1, untimed steps first (the first one compiles).
         budget_s: optional float, stop after ``MIN_REPEATS`` timed steps
-            once they took this long (``harness.time_calls``).
+            once they took this long (``timing.time_calls``).
 
     Returns:
         dict: the configuration; ``step_s`` and ``per_sample_ms``
-        (``harness.summarize`` of the step times); ``memory`` in MiB with
+        (``timing.summarize`` of the step times); ``memory`` in MiB with
         ``baseline_mib`` (RSS before the first step), ``peak_mib`` (peak RSS
         over the timed steps), ``increment_mib`` (their difference),
         ``per_sample_mib`` (increment / batch size), ``with_compilation``
         (``peak_mib``, ``increment_mib`` and ``per_sample_mib`` over every
         step, the compiling one included) and ``method``.
     """
+    import memory
     import setups
 
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     step = setups.training_step(model, side, batch_size)
 
-    harness.release_free_memory()
-    probe = harness.MemoryProbe().start()
-    harness.time_calls(step, 0, warmup)
+    memory.release_free_memory()
+    probe = memory.MemoryProbe().start()
+    timing.time_calls(step, 0, warmup)
     warm = probe.stop()
-    released = harness.release_free_memory()
+    released = memory.release_free_memory()
     probe.start()
-    times = harness.time_calls(step, repeats, 0, budget_s, min(MIN_REPEATS, repeats))
+    times = timing.time_calls(step, repeats, 0, budget_s, min(MIN_REPEATS, repeats))
     steady = probe.stop()
 
     baseline = warm["baseline_mib"]
     increment = steady["peak_mib"] - baseline
     with_compilation = max(warm["peak_mib"], steady["peak_mib"]) - baseline
-    name = harness.backend()
     return {
-        "backend": name,
-        "mode": harness.MODES[name],
+        **compiled.backend_and_mode(),
         "model": model,
         "side": side,
         "batch_size": batch_size,
-        "step_s": harness.summarize(times),
-        "per_sample_ms": harness.summarize(times, 1000 / batch_size),
+        "step_s": timing.summarize(times),
+        "per_sample_ms": timing.summarize(times, 1000 / batch_size),
         "memory": {
             "baseline_mib": baseline,
             "peak_mib": steady["peak_mib"],
@@ -134,112 +139,90 @@ def predicted_gib(measured, side, batch):
     return per_sample * batch * (side / measured["side"]) ** 2
 
 
-def run(
-    backends=harness.BACKENDS,
-    quick=False,
-    output=harness.RESULTS,
-    sides=None,
-    memory_budget_gib=MEMORY_BUDGET_GIB,
-    log=print,
-    runner=harness.run_in_subprocess,
-):
+def run(options=None, sides=None, memory_budget_gib=MEMORY_BUDGET_GIB):
     """Measure every (backend, side, model) in its own process; write results.
 
     Args:
-        backends: backend names.
-        quick: bool, the smoke configuration (small sides and batches, fewer
-            repetitions).
-        output: directory of ``ats_vs_cnn.{json,md,png}``.
+        options: ``command_line.RunOptions`` (default: all backends, the
+            reference configuration); ``options.output`` receives
+            ``ats_vs_cnn.{json,md,png}``.
         sides: increasing image sides, or None for the mode's default.
         memory_budget_gib: float, the largest predicted CNN memory to run.
-        log: callable receiving progress lines.
-        runner: how to run a measurement (``harness.run_in_subprocess``;
-            tests pass ``harness.run_in_process``).
 
     Returns:
         The JSON payload written.
     """
-    sides = tuple(sides or (QUICK_SIDES if quick else SIDES))
+    options = options or RunOptions()
+    quick = options.quick
+    sides = tuple(sorted(sides or (QUICK_SIDES if quick else SIDES)))
     max_batch = QUICK_MAX_BATCH if quick else MAX_BATCH
     repeats, warmup, budget_s = (
         (QUICK_REPEATS, QUICK_WARMUP, None) if quick else (REPEATS, WARMUP, BUDGET_S)
     )
-    machine = harness.machine_description()
+    steps = {"repeats": repeats, "warmup": warmup, "budget_s": budget_s}
+    machine = reporting.machine_description()
     rows = []
-    for backend in backends:
-        largest_cnn = None
-        for side in sorted(sides):
-            batch = batch_size(side, max_batch)
-            for model in MODELS:
-                config = {
-                    "backend": backend,
-                    "model": model,
-                    "side": side,
-                    "batch_size": batch,
-                }
-                if model == "cnn" and largest_cnn is not None:
-                    predicted = predicted_gib(largest_cnn, side, batch)
-                    if predicted > memory_budget_gib:
-                        rows.append(
-                            {**config, "does_not_fit": True, "predicted_gib": predicted}
-                        )
-                        log(
-                            f"  {backend} cnn {side}: does not fit "
-                            f"(~{predicted:.1f} GiB predicted)"
-                        )
-                        continue
-                try:
-                    row = runner(
-                        NAME,
-                        "measure",
-                        {
-                            "model": model,
-                            "side": side,
-                            "batch_size": batch,
-                            "repeats": repeats,
-                            "warmup": warmup,
-                            "budget_s": budget_s,
-                        },
-                        backend,
-                    )
-                except RuntimeError as error:
-                    rows.append({**config, "failed": str(error)[-500:]})
-                    log(f"  {backend} {model} {side}: FAILED {error}")
-                    continue
-                rows.append(row)
-                if model == "cnn":
-                    largest_cnn = row
-                log(
-                    f"  {backend} {model} {side}x{side} batch {batch}: "
-                    f"{row['per_sample_ms']['median']:.1f} ms/sample, "
-                    f"{row['memory']['per_sample_mib']:.1f} MiB/sample"
-                )
-    payload = {
-        "benchmark": NAME,
-        "quick": quick,
-        "machine": machine,
-        "settings": {
-            "sides": list(sides),
-            "max_batch": max_batch,
-            "batch_sizes": {str(s): batch_size(s, max_batch) for s in sides},
-            "memory_budget_gib": memory_budget_gib,
-            "repeats": repeats,
-            "warmup": warmup,
-            "min_repeats_over_budget": [MIN_REPEATS, budget_s],
-            "time": "train_on_batch wall-clock, compiled mode, inputs "
-            "already backend tensors",
-            "memory": "peak RSS over the timed steps minus RSS before the "
-            "first step, free heap pages released before both; "
-            "with_compilation: peak RSS over all steps (first, "
-            "compiling one included); one process per "
-            "configuration",
-        },
-        "rows": rows,
-        "ratios": ratios(rows),
+    for backend in options.backends:
+        rows += _backend_rows(
+            options, backend, sides, max_batch, steps, memory_budget_gib
+        )
+    settings = {
+        "sides": list(sides),
+        "max_batch": max_batch,
+        "batch_sizes": {str(s): batch_size(s, max_batch) for s in sides},
+        "memory_budget_gib": memory_budget_gib,
+        "repeats": repeats,
+        "warmup": warmup,
+        "min_repeats_over_budget": [MIN_REPEATS, budget_s],
+        "time": "train_on_batch wall-clock, compiled mode, inputs "
+        "already backend tensors",
+        "memory": "peak RSS over the timed steps minus RSS before the "
+        "first step, free heap pages released before both; "
+        "with_compilation: peak RSS over all steps (first, "
+        "compiling one included); one process per configuration",
     }
-    harness.write_results(NAME, payload, report(payload), output)
-    plot(payload, output)
+    payload = reporting.payload(
+        NAME, quick, machine, settings, rows, ratios=ratios(rows)
+    )
+    reporting.write_results(NAME, payload, report(payload), options.output)
+    plot(payload, options.output)
     return payload
+
+
+def _backend_rows(options, backend, sides, max_batch, steps, memory_budget_gib):
+    """The rows of one backend: at every side ATS, then the CNN if it fits."""
+    rows, largest_cnn = [], None
+    for side in sides:
+        batch = batch_size(side, max_batch)
+        for model in MODELS:
+            config = {"model": model, "side": side, "batch_size": batch}
+            unmeasured = {"backend": backend, **config}
+            if model == "cnn" and largest_cnn is not None:
+                predicted = predicted_gib(largest_cnn, side, batch)
+                if predicted > memory_budget_gib:
+                    rows.append(
+                        {**unmeasured, "does_not_fit": True, "predicted_gib": predicted}
+                    )
+                    options.log(
+                        f"  {backend} cnn {side}: does not fit "
+                        f"(~{predicted:.1f} GiB predicted)"
+                    )
+                    continue
+            try:
+                row = options.runner(NAME, "measure", config | steps, backend)
+            except RuntimeError as error:
+                rows.append({**unmeasured, "failed": str(error)[-500:]})
+                options.log(f"  {backend} {model} {side}: FAILED {error}")
+                continue
+            rows.append(row)
+            if model == "cnn":
+                largest_cnn = row
+            options.log(
+                f"  {backend} {model} {side}x{side} batch {batch}: "
+                f"{row['per_sample_ms']['median']:.1f} ms/sample, "
+                f"{row['memory']['per_sample_mib']:.1f} MiB/sample"
+            )
+    return rows
 
 
 def _measured(rows):
@@ -266,7 +249,7 @@ def ratios(rows):
                 "backend": backend,
                 "side": side,
                 "batch_size": ats["batch_size"],
-                "time": harness.ratio(cnn["per_sample_ms"], ats["per_sample_ms"]),
+                "time": timing.ratio(cnn["per_sample_ms"], ats["per_sample_ms"]),
                 "memory": _memory_ratio(cnn["memory"], ats["memory"]),
                 "memory_with_compilation": _memory_ratio(
                     cnn["memory"]["with_compilation"], ats["memory"]["with_compilation"]
@@ -289,7 +272,7 @@ def _cnn_cells(cnn):
     if cnn.get("failed"):
         return ["failed"] * 2
     return [
-        harness.format_stats(cnn["per_sample_ms"]),
+        reporting.format_stats(cnn["per_sample_ms"]),
         f"{cnn['memory']['per_sample_mib']:.1f}",
     ]
 
@@ -310,7 +293,7 @@ def summary_table(payload):
                 backend,
                 f"{side}x{side}",
                 ats["batch_size"],
-                harness.format_stats(ats["per_sample_ms"]),
+                reporting.format_stats(ats["per_sample_ms"]),
                 cnn_time,
                 f"**{entry['time']:.1f}x**" if entry else "-",
                 f"{ats['memory']['per_sample_mib']:.1f}",
@@ -319,7 +302,7 @@ def summary_table(payload):
                 f"{entry['memory_with_compilation']:.1f}x" if entry else "-",
             ]
         )
-    return harness.markdown_table(
+    return reporting.markdown_table(
         [
             "backend",
             "image",
@@ -341,14 +324,15 @@ def goal_line(payload):
     at_goal = [r for r in payload["ratios"] if r["side"] == GOAL_SIDE]
     if not at_goal:
         return f"(no {GOAL_SIDE}x{GOAL_SIDE} measurement in this run)"
+    verdicts = [
+        f"{r['backend']} {r['time']:.1f}x time, {r['memory']:.1f}x memory "
+        f"({'met' if min(r['time'], r['memory']) >= GOAL_RATIO else 'not met'}; "
+        f"{r['memory_with_compilation']:.1f}x with the compiling step)"
+        for r in at_goal
+    ]
     return (
         f"Goal at {GOAL_SIDE}x{GOAL_SIDE}, >= {GOAL_RATIO:.0f}x on both: "
-        + "; ".join(
-            f"{r['backend']} {r['time']:.1f}x time, {r['memory']:.1f}x "
-            f"memory ({'met' if min(r['time'], r['memory']) >= GOAL_RATIO else 'not met'}"
-            f"; {r['memory_with_compilation']:.1f}x with the compiling step)"
-            for r in at_goal
-        )
+        + "; ".join(verdicts)
         + "."
     )
 
@@ -364,7 +348,7 @@ def report(payload):
             r["model"],
             f"{r['side']}x{r['side']}",
             r["batch_size"],
-            harness.format_stats(r["step_s"], 3),
+            reporting.format_stats(r["step_s"], 3),
             f"{r['memory']['baseline_mib']:.0f}",
             f"{r['memory']['peak_mib']:.0f}",
             f"{r['memory']['increment_mib']:.0f}",
@@ -378,55 +362,49 @@ def report(payload):
         for r in payload["rows"]
         if r.get("failed")
     ]
-    return "\n\n".join(
-        filter(
-            None,
-            [
-                "## Attention sampling vs the full-image CNN, per sample",
-                "**Quick smoke run: small sides and batches, few repetitions; not "
-                "reference figures.**"
-                if payload["quick"]
-                else "",
-                f"One training step (`train_on_batch`), median (min-max) over "
-                f"{settings['repeats']} steps after {settings['warmup']} warm-up"
-                + (
-                    f" (stopping after {least} once they took {budget_s:.0f} s)"
-                    if budget_s
-                    else ""
-                )
-                + ", divided by the batch size. Memory: peak RSS over the timed steps "
-                "minus RSS before the first step, free heap pages released before "
-                "both, divided by the batch size, one process per configuration; "
-                "the last column counts the compiling first step's peak too. CNN "
-                "sides predicted above "
-                f"{settings['memory_budget_gib']:g} GiB are not run.",
-                goal_line(payload),
-                summary_table(payload),
-                "Machine: " + harness.describe_machine_markdown(payload["machine"]),
-                "### Per process (MiB)",
-                harness.markdown_table(
-                    [
-                        "backend",
-                        "mode",
-                        "model",
-                        "image",
-                        "batch",
-                        "step s",
-                        "RSS before",
-                        "peak RSS, timed steps",
-                        "increment",
-                        "peak RSS, all steps",
-                        "increment, all steps",
-                    ],
-                    detail,
-                ),
-                "\n".join(failed),
-            ],
+    method = (
+        f"One training step (`train_on_batch`), median (min-max) over "
+        f"{settings['repeats']} steps after {settings['warmup']} warm-up"
+        + (
+            f" (stopping after {least} once they took {budget_s:.0f} s)"
+            if budget_s
+            else ""
         )
+        + ", divided by the batch size. Memory: peak RSS over the timed steps "
+        "minus RSS before the first step, free heap pages released before "
+        "both, divided by the batch size, one process per configuration; "
+        "the last column counts the compiling first step's peak too. CNN "
+        "sides predicted above "
+        f"{settings['memory_budget_gib']:g} GiB are not run."
+    )
+    return reporting.markdown_report(
+        TITLE,
+        payload,
+        [method, goal_line(payload), summary_table(payload)],
+        details=[
+            "### Per process (MiB)",
+            reporting.markdown_table(
+                [
+                    "backend",
+                    "mode",
+                    "model",
+                    "image",
+                    "batch",
+                    "step s",
+                    "RSS before",
+                    "peak RSS, timed steps",
+                    "increment",
+                    "peak RSS, all steps",
+                    "increment, all steps",
+                ],
+                detail,
+            ),
+            "\n".join(failed),
+        ],
     )
 
 
-def plot(payload, output=harness.RESULTS):
+def plot(payload, output=reporting.RESULTS):
     """Log-log plot of time and memory per sample against the image side.
 
     Writes ``ats_vs_cnn.png`` into ``output``: ATS solid, CNN dashed, one
@@ -443,7 +421,7 @@ def plot(payload, output=harness.RESULTS):
 
     rows = _measured(payload["rows"])
     sides = sorted({r["side"] for r in rows})
-    colours = dict(zip(harness.BACKENDS, ("tab:blue", "tab:orange", "tab:green")))
+    colours = dict(zip(compiled.BACKENDS, ("tab:blue", "tab:orange", "tab:green")))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     panels = [
         (
@@ -496,11 +474,11 @@ def plot(payload, output=harness.RESULTS):
         + (" (quick smoke run)" if payload["quick"] else "")
     )
     figure.tight_layout()
-    path = harness.Path(output) / f"{NAME}.png"
+    path = Path(output) / f"{NAME}.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
 if __name__ == "__main__":
-    harness.main(run, __doc__)
+    main(run, __doc__)

@@ -10,10 +10,14 @@ result is first checked to equal numpy's. Ratio = backend time / numpy time
     python benchmarks/extract_patches.py [--quick] [--backends jax,torch]
 """
 
-import harness
+import compiled
 import numpy as np
+import reporting
+import timing
+from command_line import RunOptions, main
 
 NAME = "extract_patches"
+TITLE = "Patch extraction against a numpy slice copy"
 # (batch, side, channels, n_patches, patch side): the core issue's cases.
 CONFIGURATIONS = [(8, 1500, 1, 10, 50), (4, 3000, 3, 16, 100)]
 QUICK_CONFIGURATIONS = CONFIGURATIONS[:1]
@@ -42,123 +46,100 @@ def measure(configurations=CONFIGURATIONS, repeats=REPEATS, warmup=WARMUP):
 
     Returns:
         list of dicts, one per configuration: ``ats_ms`` and ``numpy_ms``
-        (``harness.summarize``) and ``ratio`` of their medians.
+        (``timing.summarize``) and ``ratio`` of their medians.
     """
+    rng = np.random.default_rng(0)
+    return [
+        _measure_configuration(rng, *configuration, repeats, warmup)
+        for configuration in configurations
+    ]
+
+
+def _measure_configuration(rng, batch, side, channels, n, size, repeats, warmup):
+    """``measure``'s row of one configuration, on random inputs from ``rng``."""
     from keras import ops
 
     from ats.ops import extract_patches
 
-    rng = np.random.default_rng(0)
-    rows = []
-    for batch, side, channels, n, size in configurations:
-        x = rng.random((batch, side, side, channels), dtype=np.float32)
-        offsets = rng.integers(0, side - size, size=(batch, n, 2))
-        offsets = offsets.astype("int32")
-        x_tensor = ops.convert_to_tensor(x)
-        offsets_tensor = ops.convert_to_tensor(offsets)
-        extract = harness.compile_function(
-            lambda x, o, size=size: extract_patches(x, o, (size, size))
-        )
-        np.testing.assert_array_equal(
-            ops.convert_to_numpy(extract(x_tensor, offsets_tensor)),
-            numpy_patches(x, offsets, size),
-        )
-
-        times = harness.interleaved_times(
-            {
-                "ats": lambda: harness.block(extract(x_tensor, offsets_tensor)),
-                "numpy": lambda: numpy_patches(x, offsets, size),
-            },
-            repeats,
-            warmup,
-        )
-        ats = harness.summarize(times["ats"], 1000)
-        baseline = harness.summarize(times["numpy"], 1000)
-        name = harness.backend()
-        rows.append(
-            {
-                "backend": name,
-                "mode": harness.MODES[name],
-                "input": f"{batch}x{side}x{side}x{channels}",
-                "patches": f"{n} of {size}x{size}",
-                "ats_ms": ats,
-                "numpy_ms": baseline,
-                "ratio": harness.ratio(ats, baseline),
-            }
-        )
-    return rows
+    x = rng.random((batch, side, side, channels), dtype=np.float32)
+    offsets = rng.integers(0, side - size, size=(batch, n, 2)).astype("int32")
+    x_tensor = ops.convert_to_tensor(x)
+    offsets_tensor = ops.convert_to_tensor(offsets)
+    extract = compiled.compile_function(
+        lambda x, offsets: extract_patches(x, offsets, (size, size))
+    )
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(extract(x_tensor, offsets_tensor)),
+        numpy_patches(x, offsets, size),
+    )
+    times = timing.interleaved_times(
+        {
+            "ats": lambda: timing.block(extract(x_tensor, offsets_tensor)),
+            "numpy": lambda: numpy_patches(x, offsets, size),
+        },
+        repeats,
+        warmup,
+    )
+    ats = timing.summarize(times["ats"], 1000)
+    baseline = timing.summarize(times["numpy"], 1000)
+    return {
+        **compiled.backend_and_mode(),
+        "input": f"{batch}x{side}x{side}x{channels}",
+        "patches": f"{n} of {size}x{size}",
+        "ats_ms": ats,
+        "numpy_ms": baseline,
+        "ratio": timing.ratio(ats, baseline),
+    }
 
 
-def run(
-    backends=harness.BACKENDS,
-    quick=False,
-    output=harness.RESULTS,
-    configurations=None,
-    log=print,
-    runner=harness.run_in_subprocess,
-):
+def run(options=None, configurations=None):
     """Measure every backend in its own process; write the results.
 
     Args:
-        backends: backend names.
-        quick: bool, only the smaller configuration, 3 repetitions.
-        output: directory of ``extract_patches.{json,md}``.
+        options: ``command_line.RunOptions`` (default: all backends, the
+            reference configuration); ``options.quick`` means only the
+            smaller configuration, 3 repetitions; ``options.output``
+            receives ``extract_patches.{json,md}``.
         configurations: list of ``CONFIGURATIONS``-like tuples, or None
             (the mode's default).
-        log: callable receiving progress lines.
-        runner: how to run a measurement (``harness.run_in_subprocess``;
-            tests pass ``harness.run_in_process``).
 
     Returns:
         The JSON payload written.
     """
+    options = options or RunOptions()
     configurations = configurations or (
-        QUICK_CONFIGURATIONS if quick else CONFIGURATIONS
+        QUICK_CONFIGURATIONS if options.quick else CONFIGURATIONS
     )
-    repeats = QUICK_REPEATS if quick else REPEATS
-    machine = harness.machine_description()
-    rows = []
-    for backend in backends:
-        rows += runner(
-            NAME,
-            "measure",
-            {"configurations": configurations, "repeats": repeats, "warmup": WARMUP},
-            backend,
-        )
-        log(
-            "  "
-            + ", ".join(
-                f"{backend} {r['input']}: {r['ratio']:.2f}"
-                for r in rows
-                if r["backend"] == backend
-            )
-        )
-    payload = {
-        "benchmark": NAME,
-        "quick": quick,
-        "machine": machine,
-        "settings": {
-            "configurations": configurations,
-            "repeats": repeats,
-            "warmup": WARMUP,
-        },
-        "rows": rows,
+    settings = {
+        "configurations": configurations,
+        "repeats": QUICK_REPEATS if options.quick else REPEATS,
+        "warmup": WARMUP,
     }
-    harness.write_results(NAME, payload, report(payload), output)
+    machine = reporting.machine_description()
+    rows = []
+    for backend in options.backends:
+        measured = options.runner(NAME, "measure", settings, backend)
+        options.log(
+            "  "
+            + ", ".join(f"{backend} {r['input']}: {r['ratio']:.2f}" for r in measured)
+        )
+        rows += measured
+    payload = reporting.payload(NAME, options.quick, machine, settings, rows)
+    reporting.write_results(NAME, payload, report(payload), options.output)
     return payload
 
 
 def summary_table(payload):
     """The Markdown table of extraction times and ratios."""
-    return harness.markdown_table(
+    return reporting.markdown_table(
         ["backend", "input", "patches", "ATS ms", "numpy ms", "ratio ATS/numpy"],
         [
             [
                 r["backend"],
                 r["input"],
                 r["patches"],
-                harness.format_stats(r["ats_ms"], 2),
-                harness.format_stats(r["numpy_ms"], 2),
+                reporting.format_stats(r["ats_ms"], 2),
+                reporting.format_stats(r["numpy_ms"], 2),
                 f"**{r['ratio']:.2f}**",
             ]
             for r in payload["rows"]
@@ -169,23 +150,13 @@ def summary_table(payload):
 def report(payload):
     """The Markdown report of a ``run`` payload."""
     settings = payload["settings"]
-    return "\n\n".join(
-        filter(
-            None,
-            [
-                "## Patch extraction against a numpy slice copy",
-                "**Quick smoke run: not reference figures.**"
-                if payload["quick"]
-                else "",
-                f"Median (min-max) of {settings['repeats']} calls after "
-                f"{settings['warmup']} warm-up, both timed in alternation in one "
-                "process per backend.",
-                summary_table(payload),
-                "Machine: " + harness.describe_machine_markdown(payload["machine"]),
-            ],
-        )
+    method = (
+        f"Median (min-max) of {settings['repeats']} calls after "
+        f"{settings['warmup']} warm-up, both timed in alternation in one "
+        "process per backend."
     )
+    return reporting.markdown_report(TITLE, payload, [method, summary_table(payload)])
 
 
 if __name__ == "__main__":
-    harness.main(run, __doc__)
+    main(run, __doc__)

@@ -9,11 +9,13 @@ Two bars of the gigapixel issue:
    grows from 1,500 to 100,000 pixels, with a fixed number and size of
    patches. The time ratio comes from all sides timed in alternation in
    one process (so that other work on the machine slows them alike); the
-   table's times and the memory come from one process per configuration. Beside it: the in-graph path (the whole full-resolution image
-   read and passed as ``x_high``) and the full-image CNN, as far as they fit
-   in the memory budget. Each configuration runs in a process of its own
-   (clean peak memory: ``ru_maxrss``); a step includes reading its batch
-   from disk (the low view and the patches, or the whole images).
+   table's times and the memory come from one process per configuration.
+   Beside it: the in-graph path (the whole full-resolution image read and
+   passed as ``x_high``) and the full-image CNN, as far as they fit in the
+   memory budget. Each configuration runs in a process of its own (clean
+   peak memory: ``ats.training.resources.peak_memory_mb``, the process's
+   peak resident set size); a step includes reading its batch from disk
+   (the low view and the patches, or the whole images).
 2. **No read overhead.** Reading 100 random 256x256 patches from level 0 of
    a 20,000 x 20,000 JPEG-tiled TIFF through ``TiffSource.read`` takes
    within 2x the time of tifffile + zarr doing the same slices directly.
@@ -28,15 +30,15 @@ png}`` (``--quick``: under ``benchmarks/results/quick/``).
 
 import json
 import os
-import resource
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
-import harness
+import command_line
 import numpy as np
+import reporting
+import timing
 
 SIDES = (1500, 3000, 6000, 12000, 25000, 50000, 100000)
 QUICK_SIDES = (1500, 6000, 25000)
@@ -46,10 +48,6 @@ METHODS = ("lazy", "in-graph", "full-cnn")
 QUICK_LIMITS = {"in-graph": 6000, "full-cnn": 1500}
 READ_SIDE, READ_PATCH, READ_COUNT = 20000, 256, 100
 FLAT_BAR, READ_BAR = 1.5, 2.0
-
-
-def _peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def estimated_gib(method, side):
@@ -68,7 +66,7 @@ def estimated_gib(method, side):
 
 
 # ---------------------------------------------------------------------------
-# Functions run in subprocesses (through harness.run_in_subprocess)
+# Functions run in subprocesses (through isolation.run_in_subprocess)
 
 
 def write_dataset(directory, side):
@@ -98,8 +96,10 @@ def train_steps(method, directory, warmup, repeats):
     import keras
     import tifffile
 
-    from ats.datasets.gigapixel_mnist import GigapixelMNIST, build_model
+    from ats.datasets.gigapixel_mnist import GigapixelMNIST
+    from ats.experiments.gigapixel_mnist import build_model
     from ats.models.megapixel_mnist import full_image_cnn
+    from ats.training.resources import peak_memory_mb
 
     data = GigapixelMNIST.load(directory)
     side, low_level = data.config.side, data.config.low_level
@@ -149,12 +149,12 @@ def train_steps(method, directory, warmup, repeats):
         if not np.isfinite(loss):
             raise FloatingPointError(f"{method} at side {side}: loss {loss}")
 
-    times = harness.time_calls(step, repeats, warmup)
+    times = timing.time_calls(step, repeats, warmup)
     return {
         "seconds_per_sample": statistics.median(times) / BATCH,
         "min_seconds_per_sample": min(times) / BATCH,
         "steps": len(times),
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_memory_mb(),
         "low_shape": list(low_shape),
     }
 
@@ -166,7 +166,8 @@ def lazy_interleaved(directories, warmup, repeats):
     """
     import keras
 
-    from ats.datasets.gigapixel_mnist import GigapixelMNIST, build_model
+    from ats.datasets.gigapixel_mnist import GigapixelMNIST
+    from ats.experiments.gigapixel_mnist import build_model
 
     models, steps = {}, {}
     for directory in directories:
@@ -186,9 +187,9 @@ def lazy_interleaved(directories, warmup, repeats):
             model.train_on_batch(x, y)
 
         steps[str(data.config.side)] = step
-    times = harness.interleaved_times(steps, repeats, warmup)
+    times = timing.interleaved_times(steps, repeats, warmup)
     return {
-        side: harness.summarize([t / BATCH for t in values])
+        side: timing.summarize([t / BATCH for t in values])
         for side, values in times.items()
     }
 
@@ -260,40 +261,49 @@ def read_patches_ratio(path, repeats):
         ours, theirs = [], []
         for round_ in range(repeats + 1):
             corners = rng.integers(0, side - READ_PATCH, (READ_COUNT, 2))
-
-            def read_ours():
-                return source.read(corners, (READ_PATCH, READ_PATCH))
-
-            def read_direct():
-                return [
-                    np.asarray(direct[r : r + READ_PATCH, c : c + READ_PATCH])
-                    for r, c in corners
-                ]
-
+            read_ours, read_direct = _patch_readers(source, direct, corners)
             pair = [(ours, read_ours), (theirs, read_direct)]
+            warming_up = round_ == 0
             for times, read in pair if round_ % 2 else pair[::-1]:
-                start = time.perf_counter()
-                read()
-                if round_:  # the first round warms up
-                    times.append(time.perf_counter() - start)
+                times += timing.time_calls(
+                    read, repeats=0 if warming_up else 1, warmup=int(warming_up)
+                )
         check = source.read(corners[:3], (READ_PATCH, READ_PATCH))[..., 0]
         np.testing.assert_array_equal(check, np.stack(read_direct()[:3]))
     return {
-        "ours": harness.summarize(ours, 1000),
-        "direct": harness.summarize(theirs, 1000),
+        "ours": timing.summarize(ours, 1000),
+        "direct": timing.summarize(theirs, 1000),
         "ratio": statistics.median(ours) / statistics.median(theirs),
     }
+
+
+def _patch_readers(source, direct, corners):
+    """Two readers of the patches at ``corners``: ``source.read`` (a
+    ``TiffSource``) and a slice of ``direct`` (a zarr view) per patch."""
+
+    def read_ours():
+        return source.read(corners, (READ_PATCH, READ_PATCH))
+
+    def read_direct():
+        return [
+            np.asarray(direct[r : r + READ_PATCH, c : c + READ_PATCH])
+            for r, c in corners
+        ]
+
+    return read_ours, read_direct
 
 
 # ---------------------------------------------------------------------------
 # The driver
 
 
-def _flat_table(backend, sides, work_dir, budget_gib, quick):
+def _flat_table(options, backend, sides, work_dir, budget_gib):
+    """The rows of one backend: every side, every method that fits."""
+    quick = options.quick
     rows = []
     for side in sides:
         directory = work_dir / f"side{side}"
-        written = harness.run_in_subprocess(
+        written = options.runner(
             "gigapixel",
             "write_dataset",
             {"directory": str(directory), "side": side},
@@ -319,7 +329,7 @@ def _flat_table(backend, sides, work_dir, budget_gib, quick):
             else:
                 try:
                     row.update(
-                        harness.run_in_subprocess(
+                        options.runner(
                             "gigapixel",
                             "train_steps",
                             {
@@ -334,7 +344,7 @@ def _flat_table(backend, sides, work_dir, budget_gib, quick):
                     )
                 except Exception as error:
                     row["skipped"] = f"failed: {str(error)[-300:]}"
-            print(json.dumps(row), flush=True)
+            options.log(json.dumps(row))
             rows.append(row)
     return rows
 
@@ -401,7 +411,7 @@ def _markdown(payload):
     lines = [
         "# Gigapixel attention sampling",
         "",
-        harness.describe_machine_markdown(payload["machine"]),
+        reporting.describe_machine_markdown(payload["machine"]),
         "",
     ]
     headers = [
@@ -433,7 +443,7 @@ def _markdown(payload):
         f"## Cost per training sample ({N_PATCHES} patches of "
         f"{PATCH}x{PATCH}, batch {BATCH}, Adam step, reading included)",
         "",
-        harness.markdown_table(headers, table),
+        reporting.markdown_table(headers, table),
         "",
     ]
     for backend, flat in payload["flatness"].items():
@@ -464,11 +474,11 @@ def _markdown(payload):
         f"## Reading {READ_COUNT} random {READ_PATCH}x{READ_PATCH} "
         f"patches of a {READ_SIDE:,}^2 JPEG-tiled TIFF",
         "",
-        harness.markdown_table(
+        reporting.markdown_table(
             ["reader", "ms (min-max)"],
             [
-                ["TiffSource.read", harness.format_stats(read["ours"])],
-                ["tifffile + zarr slices", harness.format_stats(read["direct"])],
+                ["TiffSource.read", reporting.format_stats(read["ours"])],
+                ["tifffile + zarr slices", reporting.format_stats(read["direct"])],
             ],
         ),
         "",
@@ -479,21 +489,33 @@ def _markdown(payload):
     return "\n".join(lines)
 
 
-def run(backends, quick, output, work_dir=None, budget_gib=8.0):
-    """Run both bars and write ``gigapixel.{json,md,png}`` to ``output``."""
+def run(options=None, work_dir=None, budget_gib=8.0):
+    """Run both bars and write ``gigapixel.{json,md,png}``.
+
+    Args:
+        options: ``command_line.RunOptions`` (default: JAX only, the
+            reference configuration); ``options.output`` receives the
+            results. The read bar runs on the first backend.
+        work_dir: where the TIFFs are written and reused (default:
+            ``$ATS_GIGAPIXEL_WORK_DIR`` or ``/tmp/ats-gigapixel-benchmark``).
+        budget_gib: float, the largest estimated memory of a configuration
+            to run.
+    """
+    options = options or command_line.RunOptions(backends=("jax",))
+    quick, backends = options.quick, options.backends
     work_dir = Path(
         work_dir
         or os.environ.get("ATS_GIGAPIXEL_WORK_DIR", "/tmp/ats-gigapixel-benchmark")
     )
     work_dir.mkdir(parents=True, exist_ok=True)
     free_gb = shutil.disk_usage(work_dir).free / 1e9
-    print(f"work dir {work_dir}: {free_gb:.0f} GB free", flush=True)
+    options.log(f"work dir {work_dir}: {free_gb:.0f} GB free")
     if free_gb < 3:
         raise SystemExit(
             f"{work_dir}: only {free_gb:.1f} GB free, the TIFFs need about 1 GB"
         )
     payload = {
-        "machine": harness.machine_description(),
+        "machine": reporting.machine_description(),
         "quick": quick,
         "batch": BATCH,
         "n_patches": N_PATCHES,
@@ -503,8 +525,8 @@ def run(backends, quick, output, work_dir=None, budget_gib=8.0):
     }
     sides = QUICK_SIDES if quick else SIDES
     for backend in backends:
-        rows = _flat_table(backend, sides, work_dir, budget_gib, quick)
-        interleaved = harness.run_in_subprocess(
+        rows = _flat_table(options, backend, sides, work_dir, budget_gib)
+        interleaved = options.runner(
             "gigapixel",
             "lazy_interleaved",
             {
@@ -518,25 +540,22 @@ def run(backends, quick, output, work_dir=None, budget_gib=8.0):
         payload["rows"] += rows
         payload["flatness"][backend] = _flatness(rows, interleaved)
     noise = work_dir / f"noise{READ_SIDE}.tif"
-    harness.run_in_subprocess(
-        "gigapixel", "write_noise_tiff", {"path": str(noise)}, backends[0]
-    )
-    payload["read"] = harness.run_in_subprocess(
+    options.runner("gigapixel", "write_noise_tiff", {"path": str(noise)}, backends[0])
+    payload["read"] = options.runner(
         "gigapixel",
         "read_patches_ratio",
         {"path": str(noise), "repeats": 5 if quick else 15},
         backends[0],
     )
-    output = Path(output)
-    _, markdown_path = harness.write_results(
-        "gigapixel", payload, _markdown(payload), output
-    )
+    output = Path(options.output)
+    markdown = _markdown(payload)
+    reporting.write_results("gigapixel", payload, markdown, output)
     _plot(payload, output / "gigapixel.png")
-    print(markdown_path.read_text())
+    options.log(markdown)
 
 
 if __name__ == "__main__":
-    parser = harness.argument_parser(__doc__)
+    parser = command_line.argument_parser(__doc__)
     parser.set_defaults(backends="jax")
     parser.add_argument(
         "--work-dir",
@@ -554,8 +573,7 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     run(
-        **harness.run_arguments(args),
+        command_line.run_options(args),
         work_dir=args.work_dir,
         budget_gib=args.memory_budget,
     )
-    sys.exit(0)

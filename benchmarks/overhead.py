@@ -13,9 +13,13 @@ Goal: at most ``GOAL_RATIO``.
     python benchmarks/overhead.py [--quick] [--backends jax,torch]
 """
 
-import harness
+import compiled
+import reporting
+import timing
+from command_line import RunOptions, main
 
 NAME = "overhead"
+TITLE = "Overhead of sampling, extraction and expectation"
 SIDE, BATCH_SIZE, REPEATS, WARMUP = 1500, 8, 30, 2
 QUICK_SIDE, QUICK_BATCH_SIZE, QUICK_REPEATS, QUICK_WARMUP = 500, 2, 3, 1
 GOAL_RATIO = 1.10
@@ -32,7 +36,7 @@ def measure(side, batch_size, repeats=REPEATS, warmup=WARMUP):
 
     Returns:
         dict: the configuration, ``ats_ms`` and ``pre_extracted_ms``
-        (``harness.summarize`` of the step times, ms), ``ratio`` (of their
+        (``timing.summarize`` of the step times, ms), ``ratio`` (of their
         medians) and ``round_ratios`` (summary of the per-round ratios).
     """
     import setups
@@ -41,84 +45,62 @@ def measure(side, batch_size, repeats=REPEATS, warmup=WARMUP):
         model: setups.training_step(model, side, batch_size)
         for model in ("ats", "pre-extracted")
     }
-    times = harness.interleaved_times(steps, repeats, warmup)
-    ats = harness.summarize(times["ats"], 1000)
-    pre_extracted = harness.summarize(times["pre-extracted"], 1000)
-    name = harness.backend()
+    times = timing.interleaved_times(steps, repeats, warmup)
+    ats = timing.summarize(times["ats"], 1000)
+    pre_extracted = timing.summarize(times["pre-extracted"], 1000)
     return {
-        "backend": name,
-        "mode": harness.MODES[name],
+        **compiled.backend_and_mode(),
         "side": side,
         "batch_size": batch_size,
         "ats_ms": ats,
         "pre_extracted_ms": pre_extracted,
-        "ratio": harness.ratio(ats, pre_extracted),
-        "round_ratios": harness.summarize(
+        "ratio": timing.ratio(ats, pre_extracted),
+        "round_ratios": timing.summarize(
             [a / p for a, p in zip(times["ats"], times["pre-extracted"])]
         ),
     }
 
 
-def run(
-    backends=harness.BACKENDS,
-    quick=False,
-    output=harness.RESULTS,
-    side=None,
-    batch_size=None,
-    log=print,
-    runner=harness.run_in_subprocess,
-):
+def run(options=None, side=None, batch_size=None):
     """Measure every backend in its own process; write ``overhead.{json,md}``.
 
     Args:
-        backends: backend names.
-        quick: bool, the smoke configuration (smaller batch, fewer rounds).
-        output: the results directory.
+        options: ``command_line.RunOptions`` (default: all backends, the
+            reference configuration); ``options.quick`` means a smaller
+            image and batch and fewer rounds.
         side, batch_size: int or None (the mode's default).
-        log: callable receiving progress lines.
-        runner: how to run a measurement (``harness.run_in_subprocess``;
-            tests pass ``harness.run_in_process``).
 
     Returns:
         The JSON payload written.
     """
+    options = options or RunOptions()
     default_side, default_batch, repeats, warmup = (
         (QUICK_SIDE, QUICK_BATCH_SIZE, QUICK_REPEATS, QUICK_WARMUP)
-        if quick
+        if options.quick
         else (SIDE, BATCH_SIZE, REPEATS, WARMUP)
     )
     side, batch = side or default_side, batch_size or default_batch
-    machine = harness.machine_description()
-    rows = []
-    for backend in backends:
-        row = runner(
-            NAME,
-            "measure",
-            {"side": side, "batch_size": batch, "repeats": repeats, "warmup": warmup},
-            backend,
-        )
-        log(f"  {backend}: ATS / pre-extracted = {row['ratio']:.2f}")
-        rows.append(row)
-    payload = {
-        "benchmark": NAME,
-        "quick": quick,
-        "machine": machine,
-        "settings": {
-            "side": side,
-            "batch_size": batch,
-            "repeats": repeats,
-            "warmup": warmup,
-            "goal_ratio": GOAL_RATIO,
-        },
-        "rows": rows,
+    configuration = {
+        "side": side,
+        "batch_size": batch,
+        "repeats": repeats,
+        "warmup": warmup,
     }
-    harness.write_results(NAME, payload, report(payload), output)
+    machine = reporting.machine_description()
+    rows = []
+    for backend in options.backends:
+        row = options.runner(NAME, "measure", configuration, backend)
+        options.log(f"  {backend}: ATS / pre-extracted = {row['ratio']:.2f}")
+        rows.append(row)
+    settings = {**configuration, "goal_ratio": GOAL_RATIO}
+    payload = reporting.payload(NAME, options.quick, machine, settings, rows)
+    reporting.write_results(NAME, payload, report(payload), options.output)
     return payload
 
 
 def summary_table(payload):
     """The Markdown table of the step times and their ratio."""
-    return harness.markdown_table(
+    return reporting.markdown_table(
         [
             "backend",
             "image",
@@ -133,11 +115,11 @@ def summary_table(payload):
                 r["backend"],
                 f"{r['side']}x{r['side']}",
                 r["batch_size"],
-                harness.format_stats(r["ats_ms"]),
-                harness.format_stats(r["pre_extracted_ms"]),
+                reporting.format_stats(r["ats_ms"]),
+                reporting.format_stats(r["pre_extracted_ms"]),
                 f"**{r['ratio']:.2f}**"
                 + ("" if r["ratio"] <= GOAL_RATIO else " (above goal)"),
-                harness.format_stats(r["round_ratios"], 2),
+                reporting.format_stats(r["round_ratios"], 2),
             ]
             for r in payload["rows"]
         ],
@@ -147,25 +129,15 @@ def summary_table(payload):
 def report(payload):
     """The Markdown report of a ``run`` payload."""
     settings = payload["settings"]
-    return "\n\n".join(
-        filter(
-            None,
-            [
-                "## Overhead of sampling, extraction and expectation",
-                "**Quick smoke run: not reference figures.**"
-                if payload["quick"]
-                else "",
-                "One training step of the ATS model against the same attention and "
-                "feature networks fed pre-extracted patches, timed in alternation in "
-                f"one process: median (min-max) of {settings['repeats']} steps each "
-                f"after {settings['warmup']} warm-up. Goal: ratio <= "
-                f"{settings['goal_ratio']:.2f}.",
-                summary_table(payload),
-                "Machine: " + harness.describe_machine_markdown(payload["machine"]),
-            ],
-        )
+    method = (
+        "One training step of the ATS model against the same attention and "
+        "feature networks fed pre-extracted patches, timed in alternation in "
+        f"one process: median (min-max) of {settings['repeats']} steps each "
+        f"after {settings['warmup']} warm-up. Goal: ratio <= "
+        f"{settings['goal_ratio']:.2f}."
     )
+    return reporting.markdown_report(TITLE, payload, [method, summary_table(payload)])
 
 
 if __name__ == "__main__":
-    harness.main(run, __doc__)
+    main(run, __doc__)

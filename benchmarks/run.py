@@ -22,9 +22,10 @@ import sys
 import time
 
 import ats_vs_cnn
+import command_line
 import extract_patches
-import harness
 import overhead
+import reporting
 
 BENCHMARKS = {
     "ats_vs_cnn": ats_vs_cnn,
@@ -48,25 +49,24 @@ def summary(payloads, seconds, command):
         f"Reproduce with `{command}` ({seconds / 60:.1f} min on the machine "
         "below). Medians (min-max) after warm-up; ratios measured in the same "
         "run. Method: benchmarks/README.md.",
-        "Machine: " + harness.describe_machine_markdown(machine),
+        "Machine: " + reporting.describe_machine_markdown(machine),
     ]
     if "ats_vs_cnn" in payloads:
         payload = payloads["ats_vs_cnn"]
         parts += [
-            "## Attention sampling vs the full-image CNN (one training "
-            "step, per sample)",
+            f"## {ats_vs_cnn.TITLE} (one training step)",
             ats_vs_cnn.goal_line(payload),
             ats_vs_cnn.summary_table(payload),
             "![time and memory per sample](ats_vs_cnn.png)",
         ]
     if "overhead" in payloads:
         parts += [
-            f"## Overhead of the machinery (goal <= {overhead.GOAL_RATIO:.2f})",
+            f"## {overhead.TITLE} (goal <= {overhead.GOAL_RATIO:.2f})",
             overhead.summary_table(payloads["overhead"]),
         ]
     if "extract_patches" in payloads:
         parts += [
-            "## Patch extraction against a numpy slice copy",
+            f"## {extract_patches.TITLE}",
             extract_patches.summary_table(payloads["extract_patches"]),
         ]
     return "\n\n".join(parts)
@@ -87,7 +87,7 @@ def failed_configurations(payloads):
 
 
 def main():
-    parser = harness.argument_parser(__doc__)
+    parser = command_line.argument_parser(__doc__)
     parser.add_argument(
         "--only",
         default=",".join(BENCHMARKS),
@@ -107,7 +107,7 @@ def main():
         help="largest predicted memory of a CNN run (default: %(default)s)",
     )
     args = parser.parse_args()
-    common = harness.run_arguments(args)
+    options = command_line.run_options(args)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     if not names or set(names) - set(BENCHMARKS):
         parser.error(f"--only must name some of {list(BENCHMARKS)}")
@@ -122,28 +122,26 @@ def main():
     payloads = {}
     for name in names:
         print(f"{name}:", flush=True)
-        payloads[name] = BENCHMARKS[name].run(
-            **common, **extra.get(name, {}), log=lambda line: print(line, flush=True)
-        )
+        payloads[name] = BENCHMARKS[name].run(options, **extra.get(name, {}))
     seconds = time.perf_counter() - start
 
     command = shlex.join(["python", "benchmarks/run.py", *sys.argv[1:]])
     text = summary(payloads, seconds, command)
-    harness.write_results(
+    reporting.write_results(
         "summary",
         {
             "quick": args.quick,
             "seconds": seconds,
             "command": command,
             "benchmarks": names,
-            "backends": list(common["backends"]),
-            "machine_at_end": harness.machine_description(),
+            "backends": list(options.backends),
+            "machine_at_end": reporting.machine_description(),
         },
         text,
-        common["output"],
+        options.output,
     )
     print("\n" + text)
-    print(f"\nResults in {common['output']} ({seconds:.0f} s)")
+    print(f"\nResults in {options.output} ({seconds:.0f} s)")
     failed = failed_configurations(payloads)
     if failed:
         sys.exit(f"{len(failed)} configuration(s) failed: " + ", ".join(failed))

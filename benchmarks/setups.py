@@ -1,7 +1,7 @@
 """The models and inputs the training benchmarks run, from the ``paper`` preset.
 
 * ``"ats"``: ``ats.models.megapixel_mnist.ats_model`` with the hyper-parameters
-  of the ``paper`` preset (``ats.training.megapixel_mnist``): 10 patches of
+  of the ``paper`` preset (``ats.experiments.megapixel_mnist``): 10 patches of
   50x50 sampled without replacement, attention on a view downscaled by 0.12,
   entropy regularizer 1e-4, Adam with learning rate 1e-3 and gradient
   clipping 1.0. Inputs ``[x_low, x_high]``.
@@ -14,11 +14,11 @@
   regularizer, so its cost is counted as in ``"ats"``.
 
 Every model is compiled in the backend's compiled mode
-(``harness.jit_compile``). Inputs are uniform noise: the cost of these models
+(``compiled.jit_compile``). Inputs are uniform noise: the cost of these models
 does not depend on the pixels' values.
 """
 
-import harness
+import compiled
 import numpy as np
 
 MODELS = ("ats", "cnn", "pre-extracted")
@@ -33,7 +33,7 @@ def paper_preset(side):
         images (the preset's scale, so a ``round(0.12 * side)`` low view).
     """
     from ats.datasets.megapixel_mnist import MegapixelMNISTConfig
-    from ats.training.megapixel_mnist import PRESETS, train_config
+    from ats.experiments.megapixel_mnist import PRESETS, train_config
 
     data = MegapixelMNISTConfig(
         **{**PRESETS["paper"]["data"], "width": side, "height": side}
@@ -128,7 +128,7 @@ def build(model, side):
     network.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
         loss="sparse_categorical_crossentropy",
-        jit_compile=harness.jit_compile(),
+        jit_compile=compiled.jit_compile(),
     )
     return network, shapes
 

@@ -5,12 +5,26 @@ Usage: ``ats [--backend NAME] GROUP COMMAND [options]``, e.g.
 
 Each group is a module of this package with a ``register(groups)`` function
 that adds its parser, usually with :func:`add_group` (see
-:mod:`ats.cli.mnist`); list it in ``GROUPS`` to add it. Commands import the library (and so Keras) only when
-they run, after the Keras backend has been chosen: ``--backend``, else the
-``KERAS_BACKEND`` environment variable, else JAX.
+:mod:`ats.cli.mnist`); list it in ``GROUPS`` to add it. The Keras backend is
+chosen before any group is registered (registering imports the library):
+``--backend``, else the ``KERAS_BACKEND`` environment variable, else JAX.
+
+Flags are spelled the same way in every command:
+
+* a hyper-parameter is ``--`` and its field's name with ``-`` for ``_``
+  (``learning_rate`` is ``--learning-rate``), made by
+  :func:`add_hyperparameter_arguments` from the experiment's declaration
+  (:class:`ats.training.TrainConfig`), never written by hand;
+* ``--data DIR`` is a data set a command reads; ``--out PATH`` is a new file
+  or data set a command writes (``make-data``, ``report``); ``--run-dir
+  DIR`` is a training run's directory, written by ``train`` (``--resume``
+  continues it) and read by ``evaluate`` and ``visualize``;
+* ``--preset NAME`` picks a set of hyper-parameters that the flags
+  override; ``--quiet`` turns progress bars off.
 """
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -21,6 +35,8 @@ __all__ = [
     "main",
     "add_group",
     "patch_size",
+    "add_hyperparameter_arguments",
+    "hyperparameter_overrides",
     "add_distribution_arguments",
     "distribution_setup",
 ]
@@ -30,8 +46,8 @@ GROUPS = ("mnist", "gigapixel")
 
 BACKENDS = ("jax", "torch", "tensorflow")
 
-# The strategies of `ats.distribute.configure` on every backend, listed here
-# so that parsing does not import Keras (tests/test_cli.py checks them).
+# The strategies of `ats.distribute.configure` on every backend, in the order
+# of --help (tests/cli/test_cli.py checks they are the library's).
 STRATEGIES = (
     "auto",
     "none",
@@ -102,6 +118,63 @@ def patch_size(text):
             f"expected HEIGHTxWIDTH such as 50x50, got {text!r}"
         ) from None
     return (height, width)
+
+
+def _declared(config_class):
+    # The fields of `ats.training.hyperparameters.hyperparameter`.
+    return [f for f in dataclasses.fields(config_class) if "kind" in f.metadata]
+
+
+def _flag_options(field, show_default):
+    spec = field.metadata
+    options = {"dest": field.name, "default": None, "help": spec["help"]}
+    if spec["kind"] == "int":
+        options.update(type=int, metavar="N")
+    elif spec["kind"] == "real":
+        options.update(type=float, metavar="X")
+    elif spec["kind"] == "bool":
+        options.update(action=argparse.BooleanOptionalAction)
+    elif spec["kind"] == "choice":
+        options.update(choices=spec["choices"])
+    elif spec["kind"] == "pair":
+        options.update(type=patch_size, metavar="HxW")
+    else:
+        options.update(type=int, nargs="+", metavar="I")
+    if show_default:
+        default = field.default
+        if spec["kind"] == "pair":
+            default = "x".join(map(str, default))
+        elif spec["kind"] == "indices":
+            default = " ".join(map(str, default))
+        options["help"] += f" (default: {default})"
+    return options
+
+
+def add_hyperparameter_arguments(parser, config_class, show_defaults=True, title=None):
+    """Add a flag per declared hyper-parameter of ``config_class``.
+
+    ``--name-with-dashes`` for the field ``name_with_dashes``, typed by its
+    declaration (``HEIGHTxWIDTH`` for a pair, ``--flag/--no-flag`` for a
+    bool, the choices of a choice), None when left out. Read the given ones
+    back with :func:`hyperparameter_overrides`.
+
+    Args:
+        parser: the command's ``argparse`` parser.
+        config_class: a :class:`ats.training.TrainConfig` subclass.
+        show_defaults: append the declared defaults to the help (False when
+            a preset gives them).
+        title: optional title of the group of flags.
+    """
+    group = parser.add_argument_group(title or "hyper-parameters")
+    for field in _declared(config_class):
+        flag = "--" + field.name.replace("_", "-")
+        group.add_argument(flag, **_flag_options(field, show_defaults))
+
+
+def hyperparameter_overrides(args, config_class):
+    """The hyper-parameters given on the command line, as a dict of field
+    names to values (those left out are None)."""
+    return {f.name: getattr(args, f.name) for f in _declared(config_class)}
 
 
 def add_distribution_arguments(parser):
@@ -192,17 +265,20 @@ def main(argv=None):
     Args:
         argv: list of arguments (default: ``sys.argv[1:]``).
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
+    # The backend first: registering the groups imports Keras.
+    chooser = argparse.ArgumentParser(prog="ats", add_help=False)
+    chooser.add_argument("--backend", choices=BACKENDS)
+    backend = chooser.parse_known_args(argv)[0].backend
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("KERAS_BACKEND", "jax")
     keras = sys.modules.get("keras")
     if keras is not None and keras.backend.backend() != os.environ["KERAS_BACKEND"]:
-        parser.error(
+        chooser.error(
             f"--backend {os.environ['KERAS_BACKEND']}: Keras was already "
             f"imported with the {keras.backend.backend()} backend"
         )
+    args = build_parser().parse_args(argv)
     try:
         return args.handler(args) or 0
     except (FileExistsError, FileNotFoundError, ValueError) as error:

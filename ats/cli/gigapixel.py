@@ -1,16 +1,19 @@
 """``ats gigapixel ...``: attention sampling on gigapixel TIFFs.
 
-Commands (thin shells over :mod:`ats.datasets.gigapixel_mnist`):
+Commands (thin shells over :mod:`ats.datasets.gigapixel_mnist` and
+:mod:`ats.experiments.gigapixel_mnist`):
 
 * ``make-data``: write a Gigapixel MNIST data set of pyramidal tiled TIFFs
   (offline).
-* ``train``: train and evaluate the lazy attention-sampling model on it,
-  reading only the sampled patches from the TIFFs.
+* ``train``: train the lazy attention-sampling model on it into a run
+  directory, reading only the sampled patches from the TIFFs; ``--resume``
+  continues an interrupted run.
+* ``evaluate``: test error of a run's checkpoint, sampled and top-k.
+* ``visualize``: draw a run's pictures again from its checkpoint.
 """
 
-import json
-
-from . import add_distribution_arguments, add_group, distribution_setup, patch_size
+from . import add_group
+from .runs import add_evaluate_command, add_train_command, add_visualize_command
 
 
 def register(groups):
@@ -29,12 +32,35 @@ def register(groups):
         "them reading only the sampled patches.",
     )
     _make_data(commands)
-    _train(commands)
+    add_train_command(
+        commands,
+        _experiment,
+        "Train Megapixel MNIST's attention-sampling model on the TIFFs of "
+        "make-data without ever holding a full-resolution image: the "
+        "attention runs on a low-resolution pyramid level, and only the "
+        "sampled patches are read, inside each training step. The run "
+        "directory gets config.json, metrics.csv, a checkpoint after every "
+        "epoch, pictures/, results.json and report.md.",
+    )
+    add_evaluate_command(commands, _experiment)
+    add_visualize_command(
+        commands,
+        _experiment,
+        "Draw a run's pictures from its last checkpoint: the training curves "
+        "and the attention over the low-resolution view of test images, with "
+        "the patches read at full resolution (sampled and most attended).",
+    )
 
 
 def _dataset():
-    # Imported when a command runs, after the Keras backend is chosen.
+    # Imported once the Keras backend is chosen (see `ats.cli.main`).
     from ..datasets import gigapixel_mnist
+
+    return gigapixel_mnist
+
+
+def _experiment():
+    from ..experiments import gigapixel_mnist
 
     return gigapixel_mnist
 
@@ -120,84 +146,3 @@ def _run_make_data(args):
         f"{config.level_sides}, low-resolution view: level "
         f"{config.low_level}"
     )
-
-
-def _train(commands):
-    parser = commands.add_parser(
-        "train",
-        help="train and evaluate on a Gigapixel MNIST data set",
-        description="Train Megapixel MNIST's attention-sampling model on "
-        "the TIFFs of make-data without ever holding a "
-        "full-resolution image: the attention runs on a "
-        "low-resolution pyramid level, and only the sampled "
-        "patches are read, inside each training step. Prints "
-        "and (with --out) writes results.json and model.keras.",
-    )
-    parser.add_argument("--data", required=True, help="the data set directory")
-    parser.add_argument("--out", help="directory for results.json and model.keras")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs (default: 1)")
-    parser.add_argument(
-        "--steps",
-        type=int,
-        help="training steps per epoch (default: all training images)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=4, help="images per step (default: 4)"
-    )
-    parser.add_argument(
-        "--n-patches",
-        type=int,
-        default=10,
-        help="patches sampled per image (default: 10)",
-    )
-    parser.add_argument(
-        "--patch-size",
-        type=patch_size,
-        default=(50, 50),
-        help="HEIGHTxWIDTH of the patches (default: 50x50)",
-    )
-    parser.add_argument(
-        "--patch-level",
-        type=int,
-        default=0,
-        help="pyramid level the patches are read from (default: 0, full resolution)",
-    )
-    parser.add_argument(
-        "--low-level",
-        type=int,
-        help="pyramid level of the low-resolution view "
-        "(default: the one about base-side/8 a side)",
-    )
-    parser.add_argument(
-        "--learning-rate",
-        type=float,
-        default=1e-3,
-        help="Adam's learning rate (default: 0.001)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the sampling and shuffling"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_distribution_arguments(parser)
-    parser.set_defaults(handler=_run_train)
-
-
-def _run_train(args):
-    setup = distribution_setup(args)
-    results = _dataset().train(
-        args.data,
-        args.out,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps,
-        batch_size=args.batch_size,
-        n_patches=args.n_patches,
-        patch_size=args.patch_size,
-        patch_level=args.patch_level,
-        low_level=args.low_level,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        verbose=0 if args.quiet else 1,
-        setup=setup,
-    )
-    if setup.process_index == 0:
-        print(json.dumps(results, indent=2))

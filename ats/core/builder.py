@@ -2,9 +2,11 @@
 
 import keras
 
-from ..utils.layers import ActivityRegularizer, TotalReshape
+from .. import checks
+from .activity_regularizer import ActivityRegularizer
 from .expectation import Expectation
-from .sample_patches import SamplePatches, validate_patch_size, validate_receptive_field
+from .sample_patches import SamplePatches
+from .total_reshape import TotalReshape
 
 
 def attention_sampling(
@@ -48,10 +50,22 @@ def attention_sampling(
         ``([x_low, x_high]) -> [expected_features, attention, patches]``.
 
     Example:
+        >>> import keras
+        >>> from ats.core import attention_sampling
+        >>> from ats.utils.layers import SampleSoftmax
+        >>> attention_net = keras.Sequential([
+        ...     keras.layers.Conv2D(1, 3, padding="same"),
+        ...     SampleSoftmax(squeeze_channels=True)])
+        >>> feature_net = keras.Sequential([
+        ...     keras.Input((50, 50, 1)), keras.layers.GlobalAveragePooling2D()])
+        >>> x_low = keras.Input((64, 64, 1))
+        >>> x_high = keras.Input((256, 256, 1))
         >>> features, attention_map, patches = attention_sampling(
         ...     attention_net, feature_net, patch_size=(50, 50),
         ...     n_patches=10)([x_low, x_high])
         >>> y = keras.layers.Dense(10, activation="softmax")(features)
+        >>> tuple(features.shape), tuple(patches.shape)
+        ((None, 1), (None, 10, 50, 50, 1))
     """
     return AttentionSampling(
         attention,
@@ -73,7 +87,15 @@ class AttentionSampling(keras.layers.Layer):
     each part as a layer of its own and serializes like any other model.
     It is a ``Layer`` so that a subclassed model that stores it as an
     attribute tracks its weights and its sampling state.
+
+    Attributes:
+        sample_patches_class: the layer that samples and reads the patches,
+            built with ``(n_patches, patch_size, receptive_field, replace,
+            seed=seed)``; ``ats.lazy`` substitutes one that reads from host
+            sources.
     """
+
+    sample_patches_class = SamplePatches
 
     def __init__(
         self,
@@ -96,17 +118,18 @@ class AttentionSampling(keras.layers.Layer):
                 )
         if patch_size is None:
             patch_size = _infer_patch_size(feature)
-        validate_receptive_field(receptive_field)
+        where = "attention_sampling"
+        checks.integer("receptive_field", receptive_field, minimum=0, where=where)
         self.attention = attention
         self.feature = feature
-        self.patch_size = validate_patch_size(patch_size)
+        self.patch_size = checks.int_tuple("patch_size", patch_size, where=where)
         self.n_patches = n_patches
         self.regularizer = (
             None
             if attention_regularizer is None
             else ActivityRegularizer(attention_regularizer)
         )
-        self.sample_patches = SamplePatches(
+        self.sample_patches = self.sample_patches_class(
             n_patches, self.patch_size, receptive_field, replace, seed=seed
         )
         self.expectation = Expectation(replace)

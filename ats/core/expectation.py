@@ -11,6 +11,8 @@ so every backend's own autodiff computes them.
 import keras
 from keras import ops
 
+from .. import checks
+
 
 def expected(attention, features, replace=False, weights=None):
     """Estimate ``sum_k a_k f_k`` from features at sampled positions.
@@ -33,9 +35,15 @@ def expected(attention, features, replace=False, weights=None):
         ``(B, *F)`` tensor of ``features``' dtype (computed in float32).
 
     Example:
-        >>> positions, sampled = sample(10, attention)
-        >>> phi = expected(sampled, patch_features)
+        >>> import keras
+        >>> from ats.core import expected, sample
+        >>> attention = keras.ops.full((2, 8, 8), 1 / 64)
+        >>> positions, sampled = sample(10, attention, seed=0)
+        >>> patch_features = keras.ops.ones((2, 10, 32))
+        >>> tuple(expected(sampled, patch_features).shape)
+        (2, 32)
     """
+    replace = checks.boolean("replace", replace, where="expected")
     dtype = ops.convert_to_tensor(features).dtype
     a = ops.cast(attention, "float32")
     f = ops.cast(features, "float32")
@@ -96,17 +104,17 @@ class Expectation(keras.layers.Layer):
         ``(B, *F)`` expected features.
 
     Example:
-        >>> patches, sampled = SamplePatches(10, (50, 50))([x_low, x_high, att])
-        >>> features = TotalReshape((-1, 10, 32))(feature(TotalReshape(
-        ...     (-1, 50, 50, 1))(patches)))
-        >>> y = Expectation()([features, sampled])
+        >>> import keras
+        >>> from ats.core import Expectation
+        >>> features = keras.Input((10, 32))
+        >>> sampled = keras.Input((10,))
+        >>> tuple(Expectation()([features, sampled]).shape)
+        (None, 32)
     """
 
     def __init__(self, replace=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(replace, bool):
-            raise TypeError(f"Expectation: `replace` must be a bool, got {replace!r}")
-        self.replace = replace
+        self.replace = checks.boolean("replace", replace, where="Expectation")
         # Computed in float32 whatever the policy; see `expected`.
         self.autocast = False
 

@@ -3,51 +3,9 @@
 import keras
 from keras import ops
 
-from ..data import FromTensors
-from .sampling import _validate_n_samples, sample
-
-
-def validate_patch_size(patch_size, ndim=None):
-    """Return ``patch_size`` as a tuple of positive ints or raise.
-
-    Args:
-        patch_size: sequence of positive ints.
-        ndim: the number of spatial dimensions it must have, if known.
-    """
-    try:
-        size = tuple(patch_size)
-    except TypeError:
-        raise TypeError(
-            "`patch_size` must be a tuple of positive ints (one per spatial "
-            f"dimension), got {patch_size!r}"
-        ) from None
-    if not size or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size
-    ):
-        raise ValueError(
-            "`patch_size` must be a tuple of positive ints (one per spatial "
-            f"dimension), got {patch_size!r}"
-        )
-    if ndim is not None and len(size) != ndim:
-        raise ValueError(
-            f"`patch_size` must have one entry per spatial dimension of the "
-            f"input ({ndim}), got {patch_size!r} with {len(size)}"
-        )
-    return size
-
-
-def validate_receptive_field(receptive_field):
-    """Return ``receptive_field`` as a non-negative int or raise."""
-    if isinstance(receptive_field, bool) or not isinstance(receptive_field, int):
-        raise TypeError(
-            "`receptive_field` must be a non-negative int, got "
-            f"{receptive_field!r} of type {type(receptive_field).__name__}"
-        )
-    if receptive_field < 0:
-        raise ValueError(
-            f"`receptive_field` must be a non-negative int, got {receptive_field}"
-        )
-    return receptive_field
+from .. import checks
+from .from_tensors import FromTensors
+from .sampling import sample
 
 
 @keras.saving.register_keras_serializable(package="ats")
@@ -85,11 +43,17 @@ class SamplePatches(keras.layers.Layer):
         ``(B, N)`` float32 probabilities of the sampled positions.
 
     Example:
-        >>> x_low = keras.Input((100, 100, 1)); x_high = keras.Input((400, 400, 1))
+        >>> import keras
+        >>> from ats.core import SamplePatches
+        >>> from ats.utils.layers import SampleSoftmax
+        >>> x_low = keras.Input((100, 100, 1))
+        >>> x_high = keras.Input((400, 400, 1))
         >>> attention = SampleSoftmax(squeeze_channels=True)(
         ...     keras.layers.Conv2D(1, 3, padding="same")(x_low))
         >>> patches, sampled = SamplePatches(10, (32, 32))(
         ...     [x_low, x_high, attention])
+        >>> tuple(patches.shape), tuple(sampled.shape)
+        ((None, 10, 32, 32, 1), (None, 10))
     """
 
     def __init__(
@@ -104,14 +68,16 @@ class SamplePatches(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _validate_n_samples(n_patches)
-        self.n_patches = n_patches
-        self.patch_size = validate_patch_size(patch_size)
-        self.receptive_field = validate_receptive_field(receptive_field)
-        self.replace = bool(replace)
-        self.use_logits = bool(use_logits)
-        self.deterministic = bool(deterministic)
-        self.seed = seed
+        where = type(self).__name__
+        self.n_patches = checks.integer("n_patches", n_patches, minimum=1, where=where)
+        self.patch_size = checks.int_tuple("patch_size", patch_size, where=where)
+        self.receptive_field = checks.integer(
+            "receptive_field", receptive_field, minimum=0, where=where
+        )
+        self.replace = checks.boolean("replace", replace, where=where)
+        self.use_logits = checks.boolean("use_logits", use_logits, where=where)
+        self.deterministic = checks.boolean("deterministic", deterministic, where=where)
+        self.seed = checks.seed("seed", seed, where=where)
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Patches keep x_high's dtype (uint8 stays uint8) and the attention is
         # sampled in float32, whatever the dtype policy.
@@ -154,16 +120,18 @@ class SamplePatches(keras.layers.Layer):
                 f"with the {ndim} spatial dimensions of `x_low` {shape_low}, "
                 f"got {shape_att}"
             )
-        validate_patch_size(self.patch_size, ndim)
+        checks.int_tuple(
+            "patch_size", self.patch_size, length=ndim, where=type(self).__name__
+        )
         low, sample_space = self._spatial(shape_low), shape_att[1:]
-        for axis, (l, s) in enumerate(zip(low, sample_space)):
-            if l is not None and self.receptive_field >= l:
+        for axis, (size, s) in enumerate(zip(low, sample_space)):
+            if size is not None and self.receptive_field >= size:
                 raise ValueError(
                     f"SamplePatches: `receptive_field` ({self.receptive_field})"
-                    f" must be smaller than `x_low`'s spatial size ({l} on "
+                    f" must be smaller than `x_low`'s spatial size ({size} on "
                     f"axis {axis})"
                 )
-            if l is not None and s is not None and s > l:
+            if size is not None and s is not None and s > size:
                 raise ValueError(
                     "SamplePatches: the spatial dimensions of `attention` "
                     f"{sample_space} must not exceed those of `x_low` {low}"
@@ -184,7 +152,6 @@ class SamplePatches(keras.layers.Layer):
 
     def call(self, inputs):
         x_low, x_high, attention = inputs
-        sample_space = tuple(attention.shape[1:])
         positions, sampled_attention = sample(
             self.n_patches,
             attention,
@@ -193,18 +160,54 @@ class SamplePatches(keras.layers.Layer):
             seed=self.seed_generator,
             deterministic=self.deterministic,
         )
+        corners = self.patch_corners(x_low, x_high, attention.shape[1:], positions)
+        patches = self._source(x_low, x_high).read(corners, self.patch_size, 1)
+        return [patches, sampled_attention]
+
+    def patch_corners(self, x_low, x_high, attention_shape, positions):
+        """The top-left corners in ``x_high`` of the patches at ``positions``.
+
+        The mapping ``call`` reads patches with (see the class docstring):
+        attention cell ``s`` is centred at low-resolution coordinate
+        ``receptive_field / 2 + (s + 0.5) * (L - receptive_field) / S``,
+        scaled by ``shape(x_high) / shape(x_low)``, and the patch's corner
+        is that centre minus ``patch_size / 2``, rounded half to even.
+        Corners may be negative or beyond ``x_high`` near its border (the
+        patch's pixels outside ``x_high`` are zeros).
+
+        Args:
+            x_low: ``(B, *L, C)`` (or ``(B, C, *L)``) tensor.
+            x_high: ``(B, *H, C)`` (or ``(B, C, *H)``) tensor, the second
+                input of the layer.
+            attention_shape: tuple, the spatial shape ``S`` of the attention
+                map (``attention.shape[1:]``).
+            positions: ``(B, N, ndim)`` int cells of the attention map, as
+                ``ats.core.sample`` returns them.
+
+        Returns:
+            ``(B, N, ndim)`` int32 top-left corners in ``x_high`` pixels.
+
+        Example:
+            >>> import numpy as np
+            >>> from keras import ops
+            >>> from ats.core import SamplePatches
+            >>> layer = SamplePatches(1, (8, 8))
+            >>> x_low, x_high = np.zeros((1, 10, 10, 1)), np.zeros((1, 40, 40, 1))
+            >>> corners = layer.patch_corners(x_low, x_high, (10, 10), [[[0, 0]]])
+            >>> ops.convert_to_numpy(corners).tolist()
+            [[[-2, -2]]]
+        """
         source = self._source(x_low, x_high)
         low = ops.cast(source.spatial_shape(0), "float32")
-        patches, _ = source.patches(
+        return source.corners(
             positions,
             self.receptive_field / 2,
-            sample_space,
+            tuple(attention_shape),
             low - self.receptive_field,
             self.patch_size,
             0,
             1,
         )
-        return [patches, sampled_attention]
 
     def _source(self, x_low, x_high):
         """The ``MultiResolutionBatch`` the patches are read from (levels 0
@@ -226,9 +229,14 @@ class SamplePatches(keras.layers.Layer):
             [x_low.shape, x_high.shape, attention.shape]
         )
         return [
-            keras.KerasTensor(patches_shape, dtype=x_high.dtype),
+            keras.KerasTensor(patches_shape, dtype=self._patch_dtype(x_low, x_high)),
             keras.KerasTensor(sampled_shape, dtype="float32"),
         ]
+
+    def _patch_dtype(self, x_low, x_high):
+        """The dtype of the patches: that of the second input, which they
+        are copied from."""
+        return x_high.dtype
 
     def get_config(self):
         return {

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from ..distribute import replica_seed
+from .. import checks
+from ..backends import implementation
+from .seeds import replica_seed
 
 
 def sample(
@@ -44,10 +46,20 @@ def sample(
         differentiable with respect to ``attention``.
 
     Example:
-        >>> attention = keras.ops.softmax(keras.random.normal((2, 8, 8)), axis=...)
+        >>> import keras
+        >>> from ats.core import sample
+        >>> logits = keras.random.normal((2, 8, 8), seed=0)
+        >>> attention = keras.ops.reshape(
+        ...     keras.ops.softmax(keras.ops.reshape(logits, (2, 64))), (2, 8, 8)
+        ... )
         >>> positions, probabilities = sample(5, attention, seed=1)
+        >>> tuple(positions.shape), tuple(probabilities.shape)
+        ((2, 5, 2), (2, 5))
     """
-    _validate_n_samples(n_samples)
+    n_samples = checks.integer("n_samples", n_samples, minimum=1, where="sample")
+    replace = checks.boolean("replace", replace, where="sample")
+    use_logits = checks.boolean("use_logits", use_logits, where="sample")
+    deterministic = checks.boolean("deterministic", deterministic, where="sample")
     attention = ops.cast(attention, "float32")
     spatial = tuple(attention.shape[1:])
     if not spatial:
@@ -63,10 +75,7 @@ def sample(
             f"number of positions ({n_positions}), got {n_samples}"
         )
 
-    if use_logits:
-        probabilities = ops.softmax(flat, axis=-1)
-    else:
-        probabilities = flat
+    probabilities = ops.softmax(flat, axis=-1) if use_logits else flat
     keys = ops.stop_gradient(flat)
 
     if deterministic:
@@ -121,7 +130,7 @@ def _exponential(shape, seed):
     """Exp(1) noise, positive and finite for every uniform draw.
 
     Each replica of a distributed run draws its own noise (``seed`` with the
-    replica index folded in, see ``ats.distribute.replica_seed``).
+    replica index folded in, see ``ats.core.seeds.replica_seed``).
     """
     return -ops.log(_uniform(shape, 1e-20, replica_seed(seed)))
 
@@ -129,49 +138,13 @@ def _exponential(shape, seed):
 def _uniform(shape, minval, seed):
     """Uniform noise in ``[minval, 1)``, as ``keras.random.uniform``.
 
-    On TensorFlow ``keras.random.uniform`` lets ``tf.random`` pick its
-    stateless algorithm, which XLA on the CPU runs about 35 times slower
-    than the others (70 ms against 1-2 ms for 8 x 32400 draws): a layer's
-    ``SeedGenerator`` draws from the same seed state with the algorithm of
-    ``_tensorflow_algorithm``.
+    A layer's ``SeedGenerator`` draws through the backend's own uniform
+    noise where it has one (``ats.backends.tensorflow.random.uniform``:
+    ``keras.random.uniform`` lets ``tf.random`` pick an algorithm that XLA
+    runs about 35 times slower than the others); the draws come from the
+    same seed state either way.
     """
-    if keras.backend.backend() == "tensorflow" and isinstance(
-        seed, keras.random.SeedGenerator
-    ):
-        import tensorflow as tf
-
-        state = tf.cast(tf.math.floormod(seed.next(), tf.int32.max - 1), "int32")
-        return tf.random.stateless_uniform(
-            shape, seed=state, minval=minval, maxval=1.0, alg=_tensorflow_algorithm()
-        )
+    backend_uniform = implementation("random", "uniform")
+    if backend_uniform is not None and isinstance(seed, keras.random.SeedGenerator):
+        return backend_uniform(shape, minval, seed)
     return keras.random.uniform(shape, minval=minval, maxval=1.0, seed=seed)
-
-
-def _tensorflow_algorithm():
-    """The ``tf.random`` algorithm of ``_uniform``: Threefry under XLA,
-    Philox elsewhere.
-
-    In the sampler compiled by XLA on the CPU, Threefry takes 1.9 ms where
-    Philox takes 4.5 ms (8 x 32400 draws, keys and top-k included); TF's
-    own kernels, outside XLA, have no Threefry. Whether the function being
-    traced is compiled by XLA is only exposed by TF's internal API: without
-    it, Philox.
-    """
-    try:
-        from tensorflow.python.framework.ops import get_default_graph
-        from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
-    except ImportError:
-        return "philox"
-    return "threefry" if GraphOrParentsInXlaContext(get_default_graph()) else "philox"
-
-
-def _validate_n_samples(n_samples):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
-        raise TypeError(
-            "`n_patches` (n_samples) must be a positive int, got "
-            f"{n_samples!r} of type {type(n_samples).__name__}"
-        )
-    if n_samples <= 0:
-        raise ValueError(
-            f"`n_patches` (n_samples) must be a positive int, got {n_samples}"
-        )

@@ -6,11 +6,14 @@ memory. On the host (numpy, never a whole high-resolution image):
 ``PatchSource`` is one image read patch by patch, with ``ArraySource``
 (numpy arrays, memmaps, zarr arrays), ``TiffSource`` (pyramidal tiled TIFF)
 and ``SlideSource`` (OpenSlide-compatible slides); ``ats.lazy`` trains models
-on them.
+on them. ``MultiResolutionBatch`` and ``FromTensors`` are defined in
+``ats.core`` (which reads patches through them) and re-exported here.
+``ShuffledSequence`` is the batch order (shuffled per epoch from a seed)
+that the library's ``PyDataset`` s share.
 """
 
-from .base import MultiResolutionBatch
-from .from_tensors import FromTensors
+from ..core import FromTensors, MultiResolutionBatch
+from .ordering import ShuffledSequence
 from .slide import SlideSource
 from .sources import ArraySource, PatchReadError, PatchSource, SourceError, get_source
 from .tiff import TiffSource
@@ -25,4 +28,5 @@ __all__ = [
     "PatchReadError",
     "SourceError",
     "get_source",
+    "ShuffledSequence",
 ]

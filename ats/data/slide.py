@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from .. import checks
 from .sources import PatchSource, SourceError, check_level_shapes
 
 __all__ = ["SlideSource", "SLIDE_LIBRARIES"]
@@ -61,17 +62,25 @@ class SlideSource(PatchSource):
             shape does not match ``scale`` or it cannot be read.
 
     Example:
-        >>> source = SlideSource("CMU-1.svs", low_level=2)
-        >>> source.read([[5000, 8000]], (256, 256)).shape
-        (1, 256, 256, 3)
+        A pyramidal TIFF (512 and 128 pixels a side) opened as a slide:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import tifffile
+        >>> from ats.data import SlideSource
+        >>> image = np.zeros((512, 512, 3), "uint8")
+        >>> path = os.path.join(tempfile.mkdtemp(), "slide.tif")
+        >>> with tifffile.TiffWriter(path) as tif:
+        ...     tif.write(image, tile=(128, 128), subifds=1)
+        ...     tif.write(image[::4, ::4], tile=(128, 128), subfiletype=1)
+        >>> source = SlideSource(path, low_level=1)
+        >>> source.read([[100, 200]], (64, 64)).shape
+        (1, 64, 64, 3)
     """
 
     def __init__(self, path, low_level, scale=None, library="tiffslide"):
         path = os.fspath(path)
-        if library not in SLIDE_LIBRARIES:
-            raise ValueError(
-                f"`library` must be one of {SLIDE_LIBRARIES}, got {library!r}"
-            )
+        checks.choice("library", library, SLIDE_LIBRARIES, where="SlideSource")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such slide file")
         try:

@@ -26,6 +26,8 @@ import weakref
 
 import numpy as np
 
+from .. import checks
+
 __all__ = [
     "PatchSource",
     "ArraySource",
@@ -101,8 +103,7 @@ def check_level_shapes(name, level_shapes, low_level, patch_level=0, scale=None)
     """
     n = len(level_shapes)
     for argument, level in (("low_level", low_level), ("patch_level", patch_level)):
-        if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
-            raise TypeError(f"{name}: `{argument}` must be an int, got {level!r}")
+        level = checks.integer(argument, level, where=name)
         if not 0 <= level < n:
             raise SourceError(
                 f"{name}: the pyramid has {n} level(s) (shapes "
@@ -111,7 +112,7 @@ def check_level_shapes(name, level_shapes, low_level, patch_level=0, scale=None)
             )
     low = tuple(level_shapes[low_level])
     high = tuple(level_shapes[patch_level])
-    if any(l > h for l, h in zip(low, high)):
+    if any(lo > hi for lo, hi in zip(low, high)):
         raise SourceError(
             f"{name}: the low-resolution level {low_level} {low} must not be "
             f"larger than the patch level {patch_level} {high}"
@@ -186,12 +187,9 @@ class PatchSource:
         Args:
             patch_size: tuple of ints, one per spatial dimension.
         """
-        size = tuple(patch_size)
-        if len(size) != len(self.spatial_shape):
-            raise SourceError(
-                f"{self.name}: `patch_size` {size} must have one entry per "
-                f"spatial dimension of the image {self.spatial_shape}"
-            )
+        size = checks.int_tuple(
+            "patch_size", patch_size, length=len(self.spatial_shape), where=self.name
+        )
         if any(p > s for p, s in zip(size, self.spatial_shape)):
             raise SourceError(
                 f"{self.name}: the patch size {size} is larger than the "
@@ -306,10 +304,12 @@ class ArraySource(PatchSource):
             file name or the array's type and shape.
 
     Example:
-        >>> x_high = np.load("slide.npy", mmap_mode="r")   # (H, W, C)
-        >>> source = ArraySource(x_high, low=x_low)
+        >>> import numpy as np
+        >>> from ats.data import ArraySource
+        >>> x_high = np.ones((512, 512, 3), "uint8")  # or np.load(..., mmap_mode="r")
+        >>> source = ArraySource(x_high, low=x_high[::8, ::8])
         >>> source.read([[0, 0], [100, 200]], (64, 64)).shape
-        (2, 64, 64, C)
+        (2, 64, 64, 3)
     """
 
     def __init__(self, high, low, name=None):
@@ -332,7 +332,7 @@ class ArraySource(PatchSource):
                 f"patch level's {np.dtype(dtype)}"
             )
         super().__init__(name, shape, low.shape, dtype)
-        if any(l > h for l, h in zip(low.shape[:-1], shape[:-1])):
+        if any(lo > hi for lo, hi in zip(low.shape[:-1], shape[:-1])):
             raise SourceError(
                 f"{self.name}: the low view {low.shape} must not be larger "
                 f"than the patch level {shape}"

@@ -83,9 +83,24 @@ class TiffSource(PatchSource):
             missing level, shape not matching ``scale``, untiled level 0.
 
     Example:
-        >>> source = TiffSource("slide.tif", low_level=5, scale=1 / 32)
-        >>> x_low = source.low()                       # (h, w, C) in memory
-        >>> patches = source.read([[1000, 2000]], (256, 256))
+        A two-level pyramid (512 and 128 pixels a side) written with
+        ``tifffile``, then read patch by patch:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import tifffile
+        >>> from ats.data import TiffSource
+        >>> image = np.arange(512 * 512, dtype="uint32").reshape(512, 512)
+        >>> image = (image % 251).astype("uint8")
+        >>> path = os.path.join(tempfile.mkdtemp(), "slide.tif")
+        >>> with tifffile.TiffWriter(path) as tif:
+        ...     tif.write(image, tile=(128, 128), subifds=1)
+        ...     tif.write(image[::4, ::4], tile=(128, 128), subfiletype=1)
+        >>> source = TiffSource(path, low_level=1, scale=1 / 4)
+        >>> source.low().shape                          # (h, w, C) in memory
+        (128, 128, 1)
+        >>> source.read([[100, 200]], (64, 64)).shape
+        (1, 64, 64, 1)
     """
 
     def __init__(self, path, low_level, patch_level=0, scale=None, series=0):

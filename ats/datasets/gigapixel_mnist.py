@@ -36,12 +36,9 @@ Example::
     train = data.sequence("train", batch_size=4, patch_size=(50, 50))
     (x_low, x_high_ref), y = train[0]       # (4, 188, 188, 1) uint8, (4, 3)
 
-    results = train("gigapixel", "runs/gigapixel", epochs=1)  # the demo
-
-:func:`build_model` is Megapixel MNIST's attention-sampling model (the same
-attention and feature networks) on the lazy path, and :func:`train` trains
-and evaluates it; ``ats gigapixel make-data`` and ``ats gigapixel train``
-are their command line.
+``ats gigapixel make-data`` writes a data set; training on it (the lazy
+path, reading only the sampled patches) is the experiment
+:mod:`ats.experiments.gigapixel_mnist` (``ats gigapixel train``).
 """
 
 from __future__ import annotations
@@ -49,26 +46,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 
-import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import distribute
-from ..core import attention_sampling
+from .. import checks
 from ..data.tiff import TiffSource, _import_tiff_libraries
-from ..lazy import SourceSequence, lazy_attention_sampling
-from ..models.megapixel_mnist import attention_network, feature_network
-from ..training.evaluation import evaluate
-from ..training.resources import peak_memory_mb
-from ..utils.regularizers import MultinomialEntropy
+from ..lazy import SourceSequence
 from .megapixel_mnist import (
     SPLITS,
     MegapixelMNIST,
     MegapixelMNISTConfig,
-    _as_int,
     _stroke_pixels,
 )
 
@@ -77,8 +66,6 @@ __all__ = [
     "GigapixelMNIST",
     "render_window",
     "write_tiff",
-    "build_model",
-    "train",
 ]
 
 _FORMAT_VERSION = 1
@@ -134,19 +121,14 @@ class GigapixelMNISTConfig:
             ("tile", 16),
             ("quality", 1),
         ):
-            object.__setattr__(self, name, _as_int(name, getattr(self, name), minimum))
+            value = checks.integer(name, getattr(self, name), minimum=minimum)
+            object.__setattr__(self, name, value)
         if self.side < self.base_side:
-            raise ValueError(
-                f"side ({self.side}) must be at least base_side ({self.base_side})"
-            )
+            checks.fail("side", f"at least base_side ({self.base_side})", self.side)
         if self.tile % 16:
-            raise ValueError(f"tile must be a multiple of 16, got {self.tile}")
-        if self.compression not in _COMPRESSIONS:
-            raise ValueError(
-                f"compression must be one of {_COMPRESSIONS}, got {self.compression!r}"
-            )
-        if self.quality > 100:
-            raise ValueError(f"quality must be in 1..100, got {self.quality}")
+            checks.fail("tile", "a multiple of 16", self.tile)
+        checks.choice("compression", self.compression, _COMPRESSIONS)
+        checks.integer("quality", self.quality, minimum=1, maximum=100)
         # Validates noise, source and the base canvas.
         self.megapixel()
 
@@ -396,9 +378,7 @@ class GigapixelMNIST:
             The data set.
         """
         if not isinstance(config, GigapixelMNISTConfig):
-            raise ValueError(
-                f"config must be a GigapixelMNISTConfig, got {type(config).__name__}"
-            )
+            checks.fail("config", "a GigapixelMNISTConfig", config, error=TypeError)
         directory = Path(directory)
         description = MegapixelMNIST.generate(config.megapixel(), progress=False)
         description.save(directory / "description")
@@ -516,207 +496,3 @@ class GigapixelMNIST:
             seed=seed,
             **kwargs,
         )
-
-
-# --------------------------------------------------------------------------
-# The demo model and its training
-
-
-def build_model(
-    low_shape,
-    n_classes=10,
-    n_patches=10,
-    patch_size=(50, 50),
-    regularizer_strength=1e-4,
-    filters=32,
-    attention_filters=8,
-    seed=None,
-    high_shape=None,
-):
-    """Megapixel MNIST's attention-sampling model on the lazy path.
-
-    The attention and feature networks of
-    :mod:`ats.models.megapixel_mnist`, each after a ``Rescaling(1 / 255)``
-    of the uint8 pixels, combined by ``ats.lazy.lazy_attention_sampling``;
-    or, given ``high_shape``, the same model on the in-graph path
-    (``ats.core.attention_sampling`` on a materialized ``x_high``), to
-    compare them.
-
-    Args:
-        low_shape: ``(h, w, C)`` of the low-resolution view.
-        n_classes: int, the number of classes.
-        n_patches: int, patches sampled per image.
-        patch_size: ``(height, width)`` of the patches in the patch level.
-        regularizer_strength: float, weight of the attention's entropy
-            regularizer; 0 disables it.
-        filters, attention_filters: int, channels of the feature and the
-            attention networks.
-        seed: int or None, seed of the patch sampling.
-        high_shape: optional ``(H, W, C)``: build the in-graph model.
-
-    Returns:
-        An uncompiled ``keras.Model`` ``[x_low (B, h, w, C) uint8,
-        x_high_ref (B, 3) int32] -> probabilities (B, n_classes)`` (with
-        ``high_shape``: ``[x_low, x_high (B, H, W, C) uint8] -> ...``).
-    """
-    low_shape, patch_size = tuple(low_shape), tuple(patch_size)
-    channels = low_shape[-1]
-    x_low = keras.Input(low_shape, dtype="uint8", name="x_low")
-    if high_shape is None:
-        second = keras.Input((3,), dtype="int32", name="x_high_ref")
-        sampling = lazy_attention_sampling
-    else:
-        second = keras.Input(tuple(high_shape), dtype="uint8", name="x_high")
-        sampling = attention_sampling
-    attention = keras.Sequential(
-        [
-            keras.Input(low_shape, dtype="uint8"),
-            keras.layers.Rescaling(1 / 255),
-            attention_network(attention_filters),
-        ],
-        name="scaled_attention",
-    )
-    feature = keras.Sequential(
-        [
-            keras.Input((*patch_size, channels), dtype="uint8"),
-            keras.layers.Rescaling(1 / 255),
-            feature_network(patch_size, filters, channels),
-        ],
-        name="scaled_feature",
-    )
-    regularizer = (
-        MultinomialEntropy(regularizer_strength) if regularizer_strength else None
-    )
-    features, _, _ = sampling(
-        attention,
-        feature,
-        patch_size=patch_size,
-        n_patches=n_patches,
-        attention_regularizer=regularizer,
-        seed=seed,
-    )([x_low, second])
-    y = keras.layers.Dense(n_classes, activation="softmax", name="classifier")(features)
-    return keras.Model([x_low, second], y, name="gigapixel_ats")
-
-
-def train(
-    data_dir,
-    out_dir=None,
-    epochs=1,
-    steps_per_epoch=None,
-    batch_size=4,
-    n_patches=10,
-    patch_size=(50, 50),
-    patch_level=0,
-    low_level=None,
-    learning_rate=1e-3,
-    regularizer_strength=1e-4,
-    seed=0,
-    verbose=1,
-    setup=None,
-) -> dict:
-    """Train and evaluate :func:`build_model` on a Gigapixel MNIST data set.
-
-    Positions are sampled inside each training step from the attention of
-    the weights that step differentiates, and only the sampled patches are
-    read from the TIFFs (see ``docs/gigapixel.md``).
-
-    Args:
-        data_dir: a directory written by :meth:`GigapixelMNIST.write`.
-        out_dir: optional directory for ``results.json`` and
-            ``model.keras`` (created if needed).
-        epochs: int, epochs to train.
-        steps_per_epoch: optional int, training steps per epoch (default:
-            the whole training split).
-        batch_size: int, images per step.
-        n_patches, patch_size, regularizer_strength: as for
-            :func:`build_model`.
-        patch_level, low_level: pyramid levels, as for
-            :meth:`GigapixelMNIST.sources`.
-        learning_rate: float, Adam's learning rate.
-        seed: int, seed of the sampling and of the shuffling.
-        verbose: 0 or 1, Keras progress bars.
-        setup: optional ``ats.distribute.Setup`` (from
-            ``ats.distribute.configure``): ``batch_size`` is then the global
-            batch, each process opens and reads only its block of the
-            training images (``Setup.shard_slice``), and only process 0
-            writes to ``out_dir``.
-
-    Returns:
-        A dict: ``train`` (``loss``, ``accuracy``, ``seconds``,
-        ``seconds_per_sample``, ``images``: those this process trained on),
-        ``test`` (as ``ats.training.evaluation.evaluate``: sampled and top-k
-        error, or None without test images), ``peak_memory_mb``,
-        ``image_side``, ``low_shape``, ``patch_level``, ``backend``,
-        ``distribution``.
-    """
-    setup = setup or distribute.Setup()
-    verbose = verbose if setup.process_index == 0 else 0
-    data = GigapixelMNIST.load(data_dir)
-    patch_size = tuple(patch_size)
-    options = dict(
-        batch_size=setup.local_batch_size(batch_size),
-        patch_size=patch_size,
-        low_level=low_level,
-        patch_level=patch_level,
-    )
-
-    def sequence(split, **kwargs):
-        rows = setup.shard_slice(len(data.files(split)), split == "train")
-        return data.sequence(split, rows=rows, **options, **kwargs)
-
-    with setup.scope():
-        train_data = sequence("train", shuffle=True, seed=seed)
-        low_shape = train_data.sources[0].low_shape
-        net = build_model(
-            low_shape,
-            n_patches=n_patches,
-            patch_size=patch_size,
-            regularizer_strength=regularizer_strength,
-            seed=seed,
-        )
-        model = setup.wrap(net)
-        model.compile(
-            keras.optimizers.Adam(learning_rate),
-            "sparse_categorical_crossentropy",
-            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
-        start = time.perf_counter()
-        history = model.fit(
-            distribute.even_batches(train_data),
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            verbose=verbose,
-        )
-        seconds = time.perf_counter() - start
-        steps = steps_per_epoch or len(train_data)
-        test = None
-        if data.config.n_test:
-            test = evaluate(
-                model,
-                distribute.even_batches(sequence("test"), training=False),
-                verbose=verbose,
-            )
-    results = {
-        "train": {
-            "loss": float(history.history["loss"][-1]),
-            "accuracy": float(history.history["accuracy"][-1]),
-            "seconds": seconds,
-            "seconds_per_sample": seconds / (epochs * steps * batch_size),
-            "images": len(train_data.sources),
-        },
-        "test": test,
-        "peak_memory_mb": peak_memory_mb(),
-        "image_side": data.config.side,
-        "low_shape": list(low_shape),
-        "patch_level": patch_level,
-        "backend": keras.backend.backend(),
-        "distribution": setup.describe(),
-    }
-    if out_dir is not None and setup.process_index == 0:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        net.save(out_dir / "model.keras")
-    setup.barrier()
-    return results

@@ -4,9 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..data import MultiResolutionBatch
+from ..core import MultiResolutionBatch
 from ..data.sources import PatchReadError, get_source
-from ..ops import patch_offsets
 from .host_call import host_call
 
 __all__ = ["FromSources", "read_patches"]
@@ -64,7 +63,7 @@ class FromSources(MultiResolutionBatch):
     1 is the sources' patch levels, which the graph knows only by their
     references ``x_high_ref`` (``[source id, *spatial shape]`` rows).
     ``patches`` maps positions to corners exactly as ``FromTensors`` does
-    (``ats.ops.patch_offsets`` on the same float32 shapes, in the graph) and
+    (``MultiResolutionBatch.corners``, in the graph) and
     reads those patches on the host through ``ats.lazy.host_call``.
 
     Args:
@@ -93,32 +92,11 @@ class FromSources(MultiResolutionBatch):
         shape = self._x_low.shape
         return tuple(shape[1:-1] if self._data_format == "channels_last" else shape[2:])
 
-    def patches(
-        self,
-        samples,
-        offsets,
-        sample_space,
-        previous_patch_size,
-        patch_size,
-        fromlevel,
-        tolevel,
-    ):
-        if (fromlevel, tolevel) != (0, 1):
+    def read(self, corners, patch_size, level):
+        if level != 1:
             raise ValueError(
-                "FromSources reads patches of level 1 (the sources) at "
-                f"positions of level 0 (x_low), got fromlevel={fromlevel}, "
-                f"tolevel={tolevel}"
+                f"FromSources reads patches of level 1 (the sources), got level={level}"
             )
-        shape_from = ops.cast(self.spatial_shape(0), "float32")
-        shape_to = ops.cast(self.spatial_shape(1), "float32")[:, None, :]
-        corners = patch_offsets(
-            samples,
-            sample_space,
-            previous_patch_size,
-            patch_size,
-            shape_to / shape_from,
-            offsets,
-        )
         channels_last = self._data_format == "channels_last"
         x_shape = self._x_low.shape
         channels = x_shape[-1] if channels_last else x_shape[1]
@@ -127,10 +105,10 @@ class FromSources(MultiResolutionBatch):
         patches = host_call(
             lambda ref, c: read_patches(ref, c, size, channels, dtype),
             [self._x_high_ref, corners],
-            (x_shape[0], samples.shape[1], *size, channels),
+            (x_shape[0], corners.shape[1], *size, channels),
             dtype,
             batched=True,
         )
         if not channels_last:
             patches = ops.moveaxis(patches, -1, 2)
-        return patches, corners
+        return patches

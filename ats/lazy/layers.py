@@ -72,15 +72,10 @@ class SourcePatches(SamplePatches):
             [shape_low, self._stand_in_high_shape(tuple(shape_low)), shape_att]
         )
 
-    def compute_output_spec(self, inputs):
-        x_low, x_high_ref, attention = inputs
-        patches_shape, sampled_shape = self.compute_output_shape(
-            [x_low.shape, x_high_ref.shape, attention.shape]
-        )
-        return [
-            keras.KerasTensor(patches_shape, dtype=x_low.dtype),
-            keras.KerasTensor(sampled_shape, dtype="float32"),
-        ]
+    def _patch_dtype(self, x_low, x_high_ref):
+        """Patches are read from the sources, which hold the dtype of
+        ``x_low`` (the sequence serves both in one dtype)."""
+        return x_low.dtype
 
 
 class LazyAttentionSampling(AttentionSampling):
@@ -92,32 +87,7 @@ class LazyAttentionSampling(AttentionSampling):
     computation, part by part.
     """
 
-    def __init__(
-        self,
-        attention,
-        feature,
-        patch_size=None,
-        n_patches=10,
-        replace=False,
-        attention_regularizer=None,
-        receptive_field=0,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            attention,
-            feature,
-            patch_size,
-            n_patches,
-            replace,
-            attention_regularizer,
-            receptive_field,
-            seed,
-            **kwargs,
-        )
-        self.sample_patches = SourcePatches(
-            n_patches, self.patch_size, receptive_field, replace, seed=seed
-        )
+    sample_patches_class = SourcePatches
 
 
 def lazy_attention_sampling(
@@ -141,10 +111,7 @@ def lazy_attention_sampling(
     same patches and computes the same features and gradients as
     ``attention_sampling`` on the materialized ``x_high``.
 
-    Args:
-        attention, feature, patch_size, n_patches, replace,
-        attention_regularizer, receptive_field, seed: as for
-            ``ats.core.attention_sampling``.
+    The arguments are those of ``ats.core.attention_sampling``.
 
     Returns:
         A ``LazyAttentionSampling`` callable ``([x_low, x_high_ref]) ->
@@ -153,14 +120,27 @@ def lazy_attention_sampling(
         ``SourceSequence`` yields them).
 
     Example:
-        >>> x_low = keras.Input((188, 188, 1), dtype="uint8")
+        >>> import keras
+        >>> import numpy as np
+        >>> from ats.data import ArraySource
+        >>> from ats.lazy import SourceSequence, lazy_attention_sampling
+        >>> from ats.utils.layers import SampleSoftmax
+        >>> attention_net = keras.Sequential([
+        ...     keras.layers.Conv2D(1, 3, padding="same"),
+        ...     SampleSoftmax(squeeze_channels=True)])
+        >>> feature_net = keras.Sequential([
+        ...     keras.Input((16, 16, 1)), keras.layers.GlobalAveragePooling2D()])
+        >>> x_low = keras.Input((16, 16, 1))
         >>> x_high_ref = keras.Input((3,), dtype="int32")
         >>> features, attention_map, patches = lazy_attention_sampling(
-        ...     attention_net, feature_net, patch_size=(50, 50),
-        ...     n_patches=10)([x_low, x_high_ref])
+        ...     attention_net, feature_net, patch_size=(16, 16),
+        ...     n_patches=4)([x_low, x_high_ref])
         >>> model = keras.Model([x_low, x_high_ref],
-        ...                     keras.layers.Dense(10)(features))
-        >>> model.fit(SourceSequence(sources, labels, batch_size=8))
+        ...                     keras.layers.Dense(2)(features))
+        >>> images = np.random.default_rng(0).random((4, 128, 128, 1), "float32")
+        >>> sources = [ArraySource(x, low=x[::8, ::8]) for x in images]
+        >>> model.predict(SourceSequence(sources, batch_size=2), verbose=0).shape
+        (4, 2)
     """
     return LazyAttentionSampling(
         attention,

@@ -1,17 +1,15 @@
 """Batches of host sources for ``fit``, ``evaluate`` and ``predict``."""
 
-import math
-import operator
-
 import keras
 import numpy as np
 
+from ..data.ordering import ShuffledSequence
 from ..data.sources import PatchSource, SourceError
 
 __all__ = ["SourceSequence"]
 
 
-class SourceSequence(keras.utils.PyDataset):
+class SourceSequence(ShuffledSequence):
     """Feed ``PatchSource`` s to a ``lazy_attention_sampling`` model.
 
     Each batch is ``((x_low, x_high_ref), y)`` (``((x_low, x_high_ref),)``
@@ -35,16 +33,25 @@ class SourceSequence(keras.utils.PyDataset):
             every source.
         shuffle: bool, visit the sources in a new random order every epoch
             (drawn from ``seed`` and the epoch number).
-        seed: int, seed of the shuffling.
+        seed: int >= 0, seed of the shuffling.
         data_format: defaults to ``keras.config.image_data_format()``.
         **kwargs: ``workers``, ``max_queue_size`` of ``PyDataset``
             (threads; ``use_multiprocessing`` is refused because the sources'
             open files cannot be shared with forked processes).
 
     Example:
-        >>> sources = [TiffSource(p, low_level=7) for p in paths]
-        >>> model.fit(SourceSequence(sources, labels, batch_size=8,
-        ...                          patch_size=(50, 50), shuffle=True))
+        >>> import numpy as np
+        >>> from ats.data import ArraySource
+        >>> from ats.lazy import SourceSequence
+        >>> sources = [
+        ...     ArraySource(np.zeros((64, 64, 1)), low=np.zeros((8, 8, 1)))
+        ...     for _ in range(5)
+        ... ]
+        >>> batches = SourceSequence(sources, [0, 1, 0, 1, 1], batch_size=2,
+        ...                          patch_size=(16, 16), shuffle=True)
+        >>> (x_low, x_high_ref), y = batches[0]
+        >>> x_low.shape, x_high_ref.shape, y.shape
+        ((2, 8, 8, 1), (2, 3), (2,))
     """
 
     def __init__(
@@ -64,10 +71,16 @@ class SourceSequence(keras.utils.PyDataset):
                 "(open files cannot be shared with forked workers); use "
                 "threads (`workers`)"
             )
-        super().__init__(**kwargs)
         self.sources = list(sources)
         if not self.sources:
             raise ValueError("SourceSequence: `sources` is empty")
+        super().__init__(
+            len(self.sources),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            **kwargs,
+        )
         for i, source in enumerate(self.sources):
             if not isinstance(source, PatchSource):
                 raise TypeError(
@@ -93,39 +106,10 @@ class SourceSequence(keras.utils.PyDataset):
                 f"SourceSequence: `y` has {len(self.y)} entries for "
                 f"{len(self.sources)} sources"
             )
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, int)
-            or batch_size < 1
-        ):
-            raise ValueError(
-                "SourceSequence: `batch_size` must be a positive"
-                f" int, got {batch_size!r}"
-            )
-        self.batch_size = batch_size
-        self.shuffle = bool(shuffle)
-        self.seed = seed
         self.data_format = data_format or keras.config.image_data_format()
-        self.epoch = 0
-        self._order = self._epoch_order()
-
-    def _epoch_order(self):
-        if not self.shuffle:
-            return np.arange(len(self.sources))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(
-            len(self.sources)
-        )
-
-    def __len__(self):
-        return math.ceil(len(self.sources) / self.batch_size)
 
     def __getitem__(self, index):
-        index = operator.index(index)
-        if not 0 <= index < len(self):
-            raise IndexError(
-                f"batch index {index} out of range for {len(self)} batches"
-            )
-        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = self.batch_indices(index)
         x_low = np.stack([self.sources[i].low() for i in batch])
         if self.data_format == "channels_first":
             x_low = np.moveaxis(x_low, -1, 1)
@@ -133,8 +117,3 @@ class SourceSequence(keras.utils.PyDataset):
         if self.y is None:
             return ((x_low, x_high_ref),)
         return (x_low, x_high_ref), self.y[batch]
-
-    def on_epoch_end(self):
-        """Advance the epoch and, when shuffling, draw the next order."""
-        self.epoch += 1
-        self._order = self._epoch_order()

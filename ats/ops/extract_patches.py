@@ -1,29 +1,10 @@
 """Copy fixed-size patches out of a batch of images, signals or volumes."""
 
-import functools
-
 import keras
-import numpy as np
 from keras import ops
 
-
-def _validate_size(size, ndim):
-    """Return ``size`` as a tuple of ``ndim`` positive ints or raise."""
-    try:
-        size = tuple(size)
-    except TypeError:
-        raise TypeError(
-            f"extract_patches: `size` must be a tuple of {ndim} positive "
-            f"integers, got {size!r}"
-        ) from None
-    if len(size) != ndim or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size
-    ):
-        raise ValueError(
-            f"extract_patches: `size` must be a tuple of {ndim} positive "
-            f"integers (one per spatial dimension of `x`), got {size!r}"
-        )
-    return size
+from .. import checks
+from ..backends import implementation as implementation_of
 
 
 def extract_patches(x, offsets, size, data_format=None, implementation="auto"):
@@ -36,9 +17,10 @@ def extract_patches(x, offsets, size, data_format=None, implementation="auto"):
 
     The generic implementation gathers every pixel with ``keras.ops``. Where
     a backend has a measurably faster way (``benchmarks/extract_patches.py``)
-    ``"auto"`` uses it: on JAX one fused pad-and-slice per patch (the padded
-    image is never materialized), on PyTorch one slice copy per patch. Both
-    are tested against the same reference as the generic one.
+    ``"auto"`` uses it (``ats.backends.<backend>.patches.extract_patches``):
+    on JAX one fused pad-and-slice per patch (the padded image is never
+    materialized), on PyTorch one slice copy per patch. Both are tested
+    against the same reference as the generic one.
 
     Args:
         x: ``(B, *spatial, C)`` tensor (``(B, C, *spatial)`` for
@@ -54,16 +36,21 @@ def extract_patches(x, offsets, size, data_format=None, implementation="auto"):
         ``(B, N, *size, C)`` (or ``(B, N, C, *size)``) tensor of ``x``'s dtype.
 
     Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from ats.ops import extract_patches
         >>> x = np.arange(16, dtype="uint8").reshape(1, 4, 4, 1)
-        >>> extract_patches(x, [[[1, 1], [3, 3]]], (2, 2))[0, :, :, :, 0]
-        # [[[5, 6], [9, 10]], [[15, 0], [0, 0]]]
+        >>> patches = extract_patches(x, [[[1, 1], [3, 3]]], (2, 2))
+        >>> ops.convert_to_numpy(patches)[0, :, :, :, 0].tolist()
+        [[[5, 6], [9, 10]], [[15, 0], [0, 0]]]
     """
     data_format = data_format or keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "extract_patches: `data_format` must be 'channels_last' or "
-            f"'channels_first', got {data_format!r}"
-        )
+    checks.choice(
+        "data_format",
+        data_format,
+        ("channels_last", "channels_first"),
+        where="extract_patches",
+    )
     x = ops.convert_to_tensor(x)
     rank = len(x.shape)
     if not 3 <= rank <= 5:
@@ -72,7 +59,7 @@ def extract_patches(x, offsets, size, data_format=None, implementation="auto"):
             f"spatial dimensions, channels), got shape {tuple(x.shape)}"
         )
     ndim = rank - 2
-    size = _validate_size(size, ndim)
+    size = checks.int_tuple("size", size, length=ndim, where="extract_patches")
     offsets = ops.cast(offsets, "int32")
     if len(offsets.shape) != 3 or offsets.shape[-1] not in (None, ndim):
         raise ValueError(
@@ -80,12 +67,13 @@ def extract_patches(x, offsets, size, data_format=None, implementation="auto"):
             f"{tuple(offsets.shape)}"
         )
 
-    if implementation not in ("auto", "generic", "fast"):
-        raise ValueError(
-            "extract_patches: `implementation` must be 'auto', 'generic' or "
-            f"'fast', got {implementation!r}"
-        )
-    fast_path = _FAST_PATHS.get(keras.backend.backend())
+    checks.choice(
+        "implementation",
+        implementation,
+        ("auto", "generic", "fast"),
+        where="extract_patches",
+    )
+    fast_path = implementation_of("patches", "extract_patches")
     if implementation == "fast" and fast_path is None:
         raise ValueError(
             "extract_patches: the backend "
@@ -152,93 +140,3 @@ def _patch_pixel_indices(offsets, size, spatial):
         index = index + ops.clip(coord, 0, extent - 1) * stride
         stride = stride * extent
     return index, inside
-
-
-def _extract_jax(x, offsets, size, channels_last):
-    """One ``dynamic_slice`` per patch from the zero-padded image.
-
-    Under ``jit`` XLA fuses the pad into the slices, so the padded image is
-    never written; the function is jitted so that this holds in eager mode.
-    """
-    return _jax_pad_and_slice(size, channels_last)(ops.stop_gradient(x), offsets)
-
-
-@functools.cache
-def _jax_pad_and_slice(size, channels_last):
-    import jax
-    from jax import lax
-
-    ndim = len(size)
-
-    def extract(x, offsets):
-        spatial_axes = range(1, 1 + ndim) if channels_last else range(2, 2 + ndim)
-        padding = [(0, 0)] * x.ndim
-        for axis, s in zip(spatial_axes, size):
-            padding[axis] = (s, s)
-        padded = jax.numpy.pad(x, padding)
-        corners = offsets + jax.numpy.asarray(size, dtype=offsets.dtype)
-        channels = x.shape[-1] if channels_last else x.shape[1]
-        zero = jax.numpy.zeros((), dtype=offsets.dtype)
-
-        def one_patch(image, corner):
-            if channels_last:
-                return lax.dynamic_slice(image, (*corner, zero), (*size, channels))
-            return lax.dynamic_slice(image, (zero, *corner), (channels, *size))
-
-        per_image = jax.vmap(one_patch, in_axes=(None, 0))
-        return jax.vmap(per_image)(padded, corners)
-
-    return jax.jit(extract)
-
-
-def _extract_torch(x, offsets, size, channels_last):
-    """One slice copy per patch into a zero-filled output (eager PyTorch).
-
-    A CPU tensor is copied through its numpy view (no copy of the image),
-    where a slice copy costs a fraction of a torch indexing call.
-    """
-    import torch
-
-    x = x.detach()
-    channels = x.shape[-1] if channels_last else x.shape[1]
-    corners = offsets.cpu().tolist()
-    n_patches = len(corners[0]) if corners else 0
-    patch_shape = (*size, channels) if channels_last else (channels, *size)
-    out_shape = (x.shape[0], n_patches, *patch_shape)
-    if x.device.type == "cpu" and x.dtype != torch.bfloat16:
-        image = x.numpy()
-        out = np.zeros(out_shape, dtype=image.dtype)
-        _copy_patches(image, corners, size, channels_last, out)
-        return torch.from_numpy(out)
-    out = torch.zeros(out_shape, dtype=x.dtype, device=x.device)
-    _copy_patches(x, corners, size, channels_last, out)
-    return out
-
-
-def _copy_patches(x, corners, size, channels_last, out):
-    """Copy the in-bounds part of every patch of ``x`` into ``out``.
-
-    Args:
-        x: ``(B, *spatial, C)`` (or channels first) numpy array or tensor.
-        corners: nested lists ``(B, N, ndim)`` of ints.
-        size: tuple of ``ndim`` ints.
-        channels_last: bool.
-        out: zero-filled ``(B, N, *size, C)`` (or ``(B, N, C, *size)``)
-            array of the same kind as ``x``, written in place.
-    """
-    spatial = x.shape[1:-1] if channels_last else x.shape[2:]
-    channel = () if channels_last else (slice(None),)
-    for b, image_corners in enumerate(corners):
-        for i, corner in enumerate(image_corners):
-            source, target = [], []
-            for o, s, extent in zip(corner, size, spatial):
-                lo, hi = max(o, 0), min(o + s, extent)
-                if hi <= lo:
-                    break  # entirely outside: the patch stays zeros
-                source.append(slice(lo, hi))
-                target.append(slice(lo - o, hi - o))
-            else:
-                out[(b, i, *channel, *target)] = x[(b, *channel, *source)]
-
-
-_FAST_PATHS = {"jax": _extract_jax, "torch": _extract_torch}

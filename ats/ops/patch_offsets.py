@@ -33,8 +33,16 @@ def patch_offsets(
         ``(B, N, ndim)`` int32 top-left corners in the target level.
 
     Example:
-        >>> patch_offsets([[[0, 0]]], (10, 10), (100, 100), (8, 8), (4.0, 4.0))
-        # cell (0, 0) is centred at 5 low-res pixels, 20 high-res: corner 16
+        Cell ``(0, 0)`` is centred at 5 low-resolution pixels, 20
+        high-resolution ones: the corner is 16.
+
+        >>> from keras import ops
+        >>> from ats.ops import patch_offsets
+        >>> corners = patch_offsets(
+        ...     [[[0, 0]]], (10, 10), (100, 100), (8, 8), (4.0, 4.0)
+        ... )
+        >>> ops.convert_to_numpy(corners).tolist()
+        [[[16, 16]]]
     """
     f32 = "float32"
     samples = ops.cast(samples, f32)

@@ -1,24 +1,28 @@
-"""Training runs: run directories, checkpoints, resume, evaluation, reports.
-
-Generic parts (any compiled Keras classifier):
+"""Training runs of any attention-sampling experiment (no data set in here).
 
 * :class:`RunDirectory`: the files of a run (config, metrics, checkpoint,
   results, report, pictures), all written atomically.
 * :func:`save_checkpoint`, :func:`load_checkpoint`: model and optimizer
   state (and sampling seeds) in one ``.npz``.
 * :func:`fit`: ``model.fit`` with per-epoch metrics, checkpoints and resume.
-* :func:`evaluate`, :func:`deterministic_sampling`: test error with sampled
-  patches and with the top attention positions.
-* :func:`peak_memory_mb`, :func:`write_run_report`, :func:`compare_runs`.
+* :func:`evaluate`, :func:`deterministic_sampling`: test loss and metrics
+  with sampled patches and with the top attention positions.
+* :class:`TrainConfig`, :func:`hyperparameter`: hyper-parameters declared
+  once (checks, presets and command-line flags read the declaration).
+* :class:`Experiment`, :func:`train`, :func:`evaluate_run`,
+  :func:`draw_pictures`: a whole run from an experiment's pieces.
+* :func:`peak_memory_mb`, :func:`write_run_report`, :func:`compare_runs`,
+  and the pictures (:mod:`ats.training.pictures`).
 
-Experiments:
-
-* :mod:`ats.training.megapixel_mnist`: the Megapixel MNIST experiment behind
-  ``ats mnist``.
+The experiments themselves, thin modules over this package, are in
+:mod:`ats.experiments`.
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import deterministic_sampling, evaluate, has_sampling
+from .experiment import Experiment, draw_pictures, evaluate_run, train
+from .hyperparameters import TrainConfig, hyperparameter
+from .pictures import AttentionPictures, save_attention_figure, save_training_curves
 from .report import compare_runs, write_run_report
 from .resources import peak_memory_mb
 from .run import RunDirectory, atomic_write, write_json
@@ -35,6 +39,15 @@ __all__ = [
     "evaluate",
     "deterministic_sampling",
     "has_sampling",
+    "TrainConfig",
+    "hyperparameter",
+    "Experiment",
+    "train",
+    "evaluate_run",
+    "draw_pictures",
+    "AttentionPictures",
+    "save_attention_figure",
+    "save_training_curves",
     "peak_memory_mb",
     "write_run_report",
     "compare_runs",

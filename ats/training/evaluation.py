@@ -1,19 +1,23 @@
 """Evaluation with sampled patches and with the top attention positions.
 
 An attention-sampling model samples its patches at inference too, so its
-predictions are random. :func:`evaluate` reports the test error both ways:
-with sampled patches (what the model was trained with, the default) and with
-the deterministic top-``n_patches`` positions of the attention
-(``SamplePatches.deterministic``), side by side. The sampled figures are
-means over several passes over the test set, each with new draws: the
-expected error of the random model, with less of one draw's luck in it.
+predictions are random. :func:`evaluate` reports the test loss and metrics
+both ways: with sampled patches (what the model was trained with, the
+default) and with the deterministic top-``n_patches`` positions of the
+attention (``SamplePatches.deterministic``), side by side. The sampled
+figures are means over several passes over the test set, each with new
+draws: the expected error of the random model, with less of one draw's luck
+in it.
 """
 
 import contextlib
 import statistics
 import time
 
+from .. import checks
+from ..backends.keras_internals import flatten_layers
 from ..core import SamplePatches
+from .trainer import named_metrics
 
 __all__ = ["deterministic_sampling", "has_sampling", "evaluate"]
 
@@ -21,9 +25,7 @@ __all__ = ["deterministic_sampling", "has_sampling", "evaluate"]
 def _sample_patches_layers(model):
     """Every ``SamplePatches`` layer of ``model``, nested models included."""
     return [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, SamplePatches)
+        layer for layer in flatten_layers(model) if isinstance(layer, SamplePatches)
     ]
 
 
@@ -67,44 +69,40 @@ def deterministic_sampling(model):
 def _evaluate_once(model, data, verbose):
     start = time.perf_counter()
     logs = model.evaluate(data, verbose=verbose, return_dict=True)
-    if "accuracy" not in logs:
-        raise ValueError("`model` must be compiled with metrics=['accuracy']")
-    return {
-        "loss": float(logs["loss"]),
-        "error": 1.0 - float(logs["accuracy"]),
-        "seconds": time.perf_counter() - start,
-    }
+    return {**named_metrics(logs), "seconds": time.perf_counter() - start}
 
 
 def evaluate(model, data, verbose=1, draws=5):
-    """Test loss and error, with sampled and with top-k patches.
+    """Test loss and metrics, with sampled and with top-k patches.
 
     Args:
-        model: a ``keras.Model`` compiled with an ``"accuracy"`` metric.
+        model: a compiled ``keras.Model``; its metrics are reported as
+            :func:`ats.training.trainer.named_metrics` names them (an
+            ``accuracy`` metric as ``error``).
         data: a ``keras.utils.PyDataset`` of ``(x, y)`` batches.
         verbose: 0 (silent) or 1 (progress bars).
         draws: int >= 1, passes over ``data`` with sampled patches (new
             draws each time) for a model that samples.
 
     Returns:
-        ``{"sampled": {"loss", "error", "seconds", "errors"}, "top_k":
-        {"loss", "error", "seconds"}}``: the sampled loss and error are the
-        means over the draws (``errors`` lists each draw's, ``seconds`` is
-        their total); for a model without ``SamplePatches`` layers, one
+        ``{"sampled": {"loss", <metrics>, "seconds", "draws"}, "top_k":
+        {"loss", <metrics>, "seconds"}}``: the sampled loss and metrics are
+        the means over the draws (``draws`` lists each pass's, ``seconds``
+        is their total); for a model without ``SamplePatches`` layers, one
         pass and ``"top_k"`` None.
     """
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"`draws` must be a positive int, got {draws!r}")
+    draws = checks.integer("draws", draws, minimum=1, where="evaluate")
     sampling = has_sampling(model)
     passes = [
         _evaluate_once(model, data, verbose) for _ in range(draws if sampling else 1)
     ]
     sampled = {
-        "loss": statistics.fmean(p["loss"] for p in passes),
-        "error": statistics.fmean(p["error"] for p in passes),
-        "seconds": sum(p["seconds"] for p in passes),
-        "errors": [p["error"] for p in passes],
+        name: statistics.fmean(p[name] for p in passes)
+        for name in passes[0]
+        if name != "seconds"
     }
+    sampled["seconds"] = sum(p["seconds"] for p in passes)
+    sampled["draws"] = [{k: v for k, v in p.items() if k != "seconds"} for p in passes]
     results = {"sampled": sampled, "top_k": None}
     if sampling:
         with deterministic_sampling(model):

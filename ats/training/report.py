@@ -38,22 +38,43 @@ def _memory(value):
     return "—" if value is None else f"{value / 1024:.2f} GiB"
 
 
-def _top_k_error(results):
-    top_k = results["test"]["top_k"]
-    return None if top_k is None else top_k["error"]
+def _top_k(results, metric):
+    top_k = (results["test"] or {}).get("top_k")
+    return None if top_k is None else top_k.get(metric)
 
 
-def _data_line(data):
-    noise = f"{data['n_noise']} noise scribbles" if data["noise"] else "no noise"
-    low_h, low_w = (
-        round(data["height"] * data["scale"]),
-        round(data["width"] * data["scale"]),
-    )
-    return (
-        f"{data['width']}x{data['height']} images ({noise}), low "
-        f"resolution {low_w}x{low_h} (scale {data['scale']}), "
-        f"{data['n_train']} training and {data['n_test']} test images"
-    )
+def _sampled(results, metric):
+    return (results["test"] or {}).get("sampled", {}).get(metric)
+
+
+def _metric_cell(metric, value):
+    if value is None:
+        return "—"
+    return _percent(value) if metric == "error" else f"{value:.4f}"
+
+
+def _title(config):
+    """``config.json``'s title, or its experiment's name."""
+    return config.get("title") or config.get("experiment") or "Training run"
+
+
+def _test_table(results):
+    test = results["test"]
+    if test is None:
+        return ["The run has no test images.", ""]
+    metrics = [k for k in test["sampled"] if k not in ("seconds", "draws")]
+    # The error first: it is what the runs are compared by.
+    metrics.sort(key=lambda k: k != "error")
+    return [
+        "| test set | sampled patches | most attended patches |",
+        "|---|---|---|",
+        *(
+            f"| {metric} | {_metric_cell(metric, test['sampled'][metric])} | "
+            f"{_metric_cell(metric, _top_k(results, metric))} |"
+            for metric in metrics
+        ),
+        "",
+    ]
 
 
 def write_run_report(run):
@@ -73,22 +94,14 @@ def write_run_report(run):
             f"run {str(run.path)!r} has no results.json: it has not finished"
         )
     train = config["train"]
-    model = results["model"]
-    lines = [f"# Megapixel MNIST: `{model}` (preset `{config['preset']}`)", ""]
-    test = results["test"]
-    lines += [
-        "| test set | sampled patches | most attended patches |",
-        "|---|---|---|",
-        f"| error | {_percent(test['sampled']['error'])} | "
-        f"{_percent(_top_k_error(results))} |",
-        f"| loss | {test['sampled']['loss']:.4f} | "
-        + ("—" if test["top_k"] is None else f"{test['top_k']['loss']:.4f}")
-        + " |",
-        "",
-    ]
-    if test["top_k"] is None:
+    heading = f"# {_title(config)}: `{results['model']}`"
+    if config.get("preset"):
+        heading += f" (preset `{config['preset']}`)"
+    lines = [heading, "", *_test_table(results)]
+    tested = results["test"] is not None
+    if tested and results["test"]["top_k"] is None:
         lines += ["This model does not sample patches: it has one test error.", ""]
-    else:
+    elif tested:
         lines += [
             f"With sampled patches each test image is classified from "
             f"{train['n_patches']} patches drawn from the attention "
@@ -105,7 +118,7 @@ def write_run_report(run):
         f"evaluation {_seconds(results['test_seconds_per_epoch'])})",
         f"- peak memory: {_memory(results['peak_memory_mb'])}",
         f"- parameters: {results['parameters']:,}",
-        f"- data: {_data_line(config['data'])}",
+        f"- data: {config.get('data_summary', config['data_dir'])}",
         f"- backend: {env['backend']} (Keras {env['keras']}, Python "
         f"{env['python']}, {env['cpus']} CPUs)",
         "",
@@ -132,13 +145,17 @@ def write_run_report(run):
     return run.report_path
 
 
-def compare_runs(run_dirs, out):
+def compare_runs(run_dirs, out, title=None, notes=None):
     """Write a Markdown report of several finished runs side by side.
 
     Args:
         run_dirs: paths of run directories (with ``results.json``).
         out: the Markdown file to write; links to the runs are relative to
             it.
+        title: the report's title (default: the first run's experiment
+            title, "side by side").
+        notes: optional paragraph under the table (e.g. what the models
+            are).
 
     Returns:
         The text of the report.
@@ -146,7 +163,7 @@ def compare_runs(run_dirs, out):
     out = Path(out)
     if not run_dirs:
         raise ValueError("`run_dirs` must name at least one run directory")
-    rows, data = [], None
+    rows, first = [], None
     for run_dir in run_dirs:
         run = RunDirectory(run_dir)
         config, results = run.read_config(), run.read_results()
@@ -155,22 +172,22 @@ def compare_runs(run_dirs, out):
                 f"run {str(run.path)!r} has no results.json: it has not "
                 "finished (resume it with --resume)"
             )
-        data = data or config["data"]
+        first = first or config
         images = results["train_images"]
         link = Path(os.path.relpath(run.report_path, out.parent)).as_posix()
         rows.append(
             f"| [`{results['model']}`]({link}) | "
-            f"{_percent(results['test']['sampled']['error'])} | "
-            f"{_percent(_top_k_error(results))} | {results['epochs']} "
+            f"{_percent(_sampled(results, 'error'))} | "
+            f"{_percent(_top_k(results, 'error'))} | {results['epochs']} "
             f"of {images:,} images | "
             f"{_seconds(results['seconds_per_epoch'] * 1000 / images)} | "
             f"{_memory(results['peak_memory_mb'])} | "
             f"{results['parameters']:,} |"
         )
     lines = [
-        "# Megapixel MNIST: attention sampling and the baselines",
+        f"# {title or _title(first) + ': the runs side by side'}",
         "",
-        f"Data: {_data_line(data)}.",
+        f"Data: {first.get('data_summary', first['data_dir'])}.",
         "",
         "| model | test error (sampled patches) | test error (most "
         "attended patches) | epochs | time per 1,000 images | peak "
@@ -178,12 +195,7 @@ def compare_runs(run_dirs, out):
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "`ats`: attention sampling; `full-cnn`: the same feature "
-        "network applied to the whole high-resolution image; "
-        "`low-cnn`: a CNN on the low-resolution view alone. Models "
-        "trained for fewer epochs or images are not converged: compare "
-        "their time per image and peak memory.",
-        "",
+        *([notes, ""] if notes else []),
         _TIME_NOTE + " " + _MEMORY_NOTE,
         "",
     ]

@@ -90,7 +90,7 @@ class RunDirectory:
         if not self.config_path.is_file():
             raise FileNotFoundError(
                 f"run directory {str(self.path)!r} has no config.json: it is "
-                "not a training run (train one with `ats mnist train`)"
+                "not a training run"
             )
         return json.loads(self.config_path.read_text())
 

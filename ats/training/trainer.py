@@ -1,20 +1,47 @@
 """Fit a compiled model epoch by epoch with checkpoints, metrics and resume.
 
 :func:`fit` wraps ``model.fit``. After every epoch it appends a row to the
-run's ``metrics.csv`` (train and test loss and error, seconds spent), calls
-an optional per-epoch hook (e.g. to draw pictures) and writes a checkpoint
-atomically. With ``resume=True`` it restores the last checkpoint and
-continues with the next epoch, so a run killed at any moment loses at most
-the epoch in progress.
+run's ``metrics.csv`` (train and test loss and metrics, seconds spent),
+calls an optional per-epoch hook (e.g. to draw pictures) and writes a
+checkpoint atomically. With ``resume=True`` it restores the last checkpoint
+and continues with the next epoch, so a run killed at any moment loses at
+most the epoch in progress.
 """
 
 import time
 
 import keras
 
+from .. import checks
 from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["fit", "metrics_row"]
+__all__ = ["fit", "metrics_row", "named_metrics"]
+
+
+def named_metrics(logs, prefix=""):
+    """The metrics of Keras logs under the names this package reports.
+
+    An ``accuracy`` metric is reported as ``error`` (``1 - accuracy``), the
+    others under their own names.
+
+    Args:
+        logs: dict of Keras logs (e.g. ``model.evaluate(return_dict=True)``).
+        prefix: the prefix of the keys to read (``"val_"``: validation
+            logs), dropped from the names.
+
+    Returns:
+        A dict of floats, ``loss`` first.
+    """
+    named = {}
+    for key, value in logs.items():
+        if not key.startswith(prefix) or (not prefix and key.startswith("val_")):
+            continue
+        name = key[len(prefix) :]
+        if name == "accuracy":
+            named["error"] = 1.0 - float(value)
+        else:
+            named[name] = float(value)
+    return dict(sorted(named.items(), key=lambda item: item[0] != "loss"))
 
 
 def metrics_row(epoch, logs, train_seconds, test_seconds):
@@ -22,31 +49,40 @@ def metrics_row(epoch, logs, train_seconds, test_seconds):
 
     Args:
         epoch: int, the 1-based number of the finished epoch.
-        logs: dict with ``loss``, ``accuracy``, ``val_loss`` and
-            ``val_accuracy`` (the model must be compiled with an
-            ``"accuracy"`` metric).
+        logs: dict of Keras' epoch logs: ``loss`` and the compiled metrics,
+            and the same prefixed ``val_`` when fitted with validation data.
         train_seconds: float, wall time of the epoch's training steps.
         test_seconds: float, wall time of its evaluation on the test set.
 
     Returns:
-        A dict ``epoch, loss, error, test_loss, test_error, train_seconds,
-        test_seconds`` (errors are ``1 - accuracy``).
+        A dict ``epoch``, each training metric (see :func:`named_metrics`:
+        ``loss``, ``error`` for an ``accuracy`` metric, ...), the same
+        prefixed ``test_``, ``train_seconds`` and ``test_seconds``.
     """
-    missing = {"loss", "accuracy", "val_loss", "val_accuracy"} - set(logs)
-    if missing:
-        raise ValueError(
-            f"epoch logs lack {sorted(missing)}: compile the model with "
-            "metrics=['accuracy'] and fit it with validation data"
-        )
-    return {
-        "epoch": int(epoch),
-        "loss": float(logs["loss"]),
-        "error": 1.0 - float(logs["accuracy"]),
-        "test_loss": float(logs["val_loss"]),
-        "test_error": 1.0 - float(logs["val_accuracy"]),
-        "train_seconds": float(train_seconds),
-        "test_seconds": float(test_seconds),
-    }
+    if "loss" not in logs:
+        raise ValueError(f"epoch logs must hold a `loss`, got {sorted(logs)}")
+    row = {"epoch": int(epoch), **named_metrics(logs)}
+    row.update({f"test_{k}": v for k, v in named_metrics(logs, "val_").items()})
+    row.update(train_seconds=float(train_seconds), test_seconds=float(test_seconds))
+    return row
+
+
+def _summary(row):
+    """``loss 0.1234 error 5.00%`` of the train or test (``test_``) metrics."""
+    parts = []
+    for prefix, label in (("", "train"), ("test_", "test")):
+        values = [
+            f"{name} {row[prefix + name]:.2%}"
+            if name == "error"
+            else f"{name} {row[prefix + name]:.4f}"
+            for name in row
+            if name not in ("epoch", "train_seconds", "test_seconds")
+            and not name.startswith("test_")
+            and prefix + name in row
+        ]
+        if values:
+            parts.append(f"{label} " + " ".join(values))
+    return ", ".join(parts)
 
 
 class _EpochRecorder(keras.callbacks.Callback):
@@ -87,9 +123,7 @@ class _EpochRecorder(keras.callbacks.Callback):
             self.run.write_metrics(self.history)
         if self.verbose:
             print(
-                f"epoch {epoch + 1}/{self.epochs}: train loss "
-                f"{row['loss']:.4f} error {row['error']:.2%}, test loss "
-                f"{row['test_loss']:.4f} error {row['test_error']:.2%} "
+                f"epoch {epoch + 1}/{self.epochs}: {_summary(row)} "
                 f"({row['train_seconds']:.1f} s training, "
                 f"{row['test_seconds']:.1f} s testing)",
                 flush=True,
@@ -106,13 +140,15 @@ def fit(
     on_epoch_end=None,
     verbose=1,
     writes=True,
+    steps_per_epoch=None,
 ):
     """Train ``model`` for ``epochs`` epochs, checkpointing every epoch.
 
     Args:
-        model: a ``keras.Model`` compiled with an ``"accuracy"`` metric.
+        model: a compiled ``keras.Model``.
         train_data: a ``keras.utils.PyDataset`` of ``(x, y)`` batches.
-        test_data: a ``keras.utils.PyDataset``, evaluated after every epoch.
+        test_data: a ``keras.utils.PyDataset``, evaluated after every
+            epoch, or None.
         run: the ``RunDirectory`` to write ``metrics.csv`` and
             ``checkpoint.npz`` to.
         epochs: int, the total number of epochs (including those done before
@@ -128,12 +164,13 @@ def fit(
         verbose: 0 (silent), 1 (progress bar and a line per epoch).
         writes: bool, write the checkpoints and metrics (False on every
             process but the first of a distributed run).
+        steps_per_epoch: optional int, training steps per epoch (default:
+            all of ``train_data``).
 
     Returns:
         The list of metrics rows of all epochs (see :func:`metrics_row`).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"`epochs` must be a positive int, got {epochs!r}")
+    epochs = checks.integer("epochs", epochs, minimum=1, where="fit")
     history, initial_epoch = [], 0
     if resume and not run.has_checkpoint() and verbose:
         print(
@@ -161,6 +198,7 @@ def fit(
             validation_data=test_data,
             epochs=epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             verbose=verbose,
         )

@@ -12,43 +12,13 @@ map produced under the ``"mixed_float16"`` policy still yields a finite
 penalty.
 """
 
-import math
-import numbers
-
 import keras
 from keras import ops
 
+from .. import checks
+from .layers.precision import at_least_float32
+
 __all__ = ["MultinomialEntropy", "multinomial_entropy"]
-
-
-def _at_least_float32(x):
-    """Convert ``x`` to a tensor of dtype float32, or float64 if it is one.
-
-    Low precision floats (float16, bfloat16) and integers are promoted to
-    float32; float64 is kept as is.
-    """
-    x = ops.convert_to_tensor(x)
-    if keras.backend.standardize_dtype(x.dtype) == "float64":
-        return x
-    return ops.cast(x, "float32")
-
-
-def _check_real(name, value, *, positive=False):
-    """Validate that ``value`` is a finite real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"Argument `{name}` must be a real number. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    if not math.isfinite(value):
-        raise ValueError(
-            f"Argument `{name}` must be finite. Received: {name}={value!r}"
-        )
-    if positive and value <= 0:
-        raise ValueError(
-            f"Argument `{name}` must be strictly positive. Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="ats")
@@ -79,21 +49,23 @@ class MultinomialEntropy(keras.regularizers.Regularizer):
         scalar tensor.
 
     Example:
-
-    >>> reg = MultinomialEntropy(strength=0.01)
-    >>> att = keras.ops.softmax(keras.ops.zeros((2, 16)))  # uniform
-    >>> float(reg(att))  # -0.01 * log(16)
-    -0.0277...
-    >>> layer = keras.layers.Dense(16, activation="softmax",
-    ...                            activity_regularizer=reg)
+        >>> import keras
+        >>> from ats.utils.regularizers import MultinomialEntropy
+        >>> reg = MultinomialEntropy(strength=0.01)
+        >>> att = keras.ops.softmax(keras.ops.zeros((2, 16)))  # uniform
+        >>> round(float(reg(att)), 4)  # -0.01 * log(16)
+        -0.0277
+        >>> layer = keras.layers.Dense(16, activation="softmax",
+        ...                            activity_regularizer=reg)
     """
 
     def __init__(self, strength=1, eps=1e-6):
-        self.strength = _check_real("strength", strength)
-        self.eps = _check_real("eps", eps, positive=True)
+        where = type(self).__name__
+        self.strength = checks.real("strength", strength, where=where)
+        self.eps = checks.real("eps", eps, 0, exclusive_minimum=True, where=where)
 
     def __call__(self, x):
-        x = _at_least_float32(x)
+        x = at_least_float32(x)
         batch_size = ops.cast(ops.shape(x)[0], x.dtype)
         neg_entropy = ops.sum(x * ops.log(x + ops.cast(self.eps, x.dtype)))
         return ops.cast(self.strength, x.dtype) * neg_entropy / batch_size
@@ -131,10 +103,11 @@ def multinomial_entropy(strength=1, eps=1e-6):
         ``x -> scalar tensor``).
 
     Example:
-
-    >>> entropy_reg = multinomial_entropy(0.01)
-    >>> att = keras.ops.softmax(keras.ops.zeros((2, 16)))
-    >>> float(entropy_reg(att))
-    -0.0277...
+        >>> import keras
+        >>> from ats.utils.regularizers import multinomial_entropy
+        >>> entropy_reg = multinomial_entropy(0.01)
+        >>> att = keras.ops.softmax(keras.ops.zeros((2, 16)))
+        >>> round(float(entropy_reg(att)), 4)
+        -0.0277
     """
     return MultinomialEntropy(strength=strength, eps=eps)

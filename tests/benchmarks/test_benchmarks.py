@@ -7,19 +7,24 @@ also runs ``python benchmarks/run.py --quick``, which isolates processes.
 import ctypes
 import json
 import sys
-from pathlib import Path
 
+import ats_vs_cnn
+import compiled
+import extract_patches
+import isolation
+import memory
 import numpy as np
+import overhead
 import pytest
+import run as run_all
+import timing
+from command_line import RunOptions
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import ats_vs_cnn  # noqa: E402
-import extract_patches  # noqa: E402
-import harness  # noqa: E402
-import overhead  # noqa: E402
-import run as run_all  # noqa: E402
+from ats.training.resources import (
+    current_memory_mb,
+    peak_memory_mb,
+    reset_peak_memory,
+)
 
 # A small image that 10 patches without replacement fit: a 15x15 attention
 # map over 128x128. Batches of 2: PyTorch fails to train the attention network
@@ -50,19 +55,18 @@ def _check_files(directory, name, headline):
 def results(tmp_path_factory):
     """Every benchmark's smallest configuration, run once for the module."""
     directory = tmp_path_factory.mktemp("results")
-    name = harness.backend()
-    kwargs = {
-        "backends": (name,),
-        "quick": True,
-        "output": directory,
-        "runner": harness.run_in_process,
-        "log": lambda line: None,
-    }
+    options = RunOptions(
+        backends=(compiled.backend(),),
+        quick=True,
+        output=directory,
+        log=lambda line: None,
+        runner=isolation.run_in_process,
+    )
     payloads = {
-        "ats_vs_cnn": ats_vs_cnn.run(sides=(SIDE,), **kwargs),
-        "overhead": overhead.run(side=SIDE, batch_size=BATCH, **kwargs),
+        "ats_vs_cnn": ats_vs_cnn.run(options, sides=(SIDE,)),
+        "overhead": overhead.run(options, side=SIDE, batch_size=BATCH),
         "extract_patches": extract_patches.run(
-            configurations=[(2, SIDE, 1, 3, 16)], **kwargs
+            options, configurations=[(2, SIDE, 1, 3, 16)]
         ),
     }
     return directory, payloads
@@ -189,11 +193,11 @@ def test_numpy_baseline_copies_patches():
 
 def test_time_calls_stops_at_the_budget():
     calls = []
-    times = harness.time_calls(
+    times = timing.time_calls(
         lambda: calls.append(1), repeats=10, warmup=2, budget_s=0.0, min_repeats=3
     )
     assert len(times) == 3 and len(calls) == 5
-    assert harness.summarize([3.0, 1.0, 2.0], 10) == {
+    assert timing.summarize([3.0, 1.0, 2.0], 10) == {
         "median": 20.0,
         "min": 10.0,
         "max": 30.0,
@@ -203,11 +207,11 @@ def test_time_calls_stops_at_the_budget():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
 def test_memory_probe_sees_an_allocation():
-    probe = harness.MemoryProbe().start()
+    probe = memory.MemoryProbe().start()
     block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, touched
-    memory = probe.stop()
+    measured = probe.stop()
     del block
-    assert memory["peak_mib"] - memory["baseline_mib"] >= 60
+    assert measured["peak_mib"] - measured["baseline_mib"] >= 60
 
 
 @pytest.mark.skipif(
@@ -225,15 +229,28 @@ def test_release_free_memory_returns_freed_heap_pages():
     live = libc.malloc(4096)
     for block in blocks:
         libc.free(block)
-    before = harness.current_rss()
-    assert harness.release_free_memory()
-    released = before - harness.current_rss()
+    before = current_memory_mb()
+    assert memory.release_free_memory()
+    released = before - current_memory_mb()
     libc.free(live)
-    assert released >= 60 * harness.MIB
+    assert released >= 60
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_the_peak_memory_is_reset_to_the_current_memory():
+    block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, touched
+    del block
+    before = peak_memory_mb()
+    assert reset_peak_memory()
+    after = peak_memory_mb()
+    assert after <= before - 60
+    assert after == pytest.approx(current_memory_mb(), abs=8)
 
 
 def test_subprocess_isolation(backend):
-    machine = harness.run_in_subprocess("harness", "machine_description", {}, backend)
+    machine = isolation.run_in_subprocess(
+        "reporting", "machine_description", {}, backend
+    )
     assert machine["usable_cores"] >= 1
     with pytest.raises(RuntimeError, match="summarize"):
-        harness.run_in_subprocess("harness", "summarize", {"values": []}, backend)
+        isolation.run_in_subprocess("timing", "summarize", {"values": []}, backend)

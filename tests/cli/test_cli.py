@@ -19,6 +19,11 @@ COMMANDS = [
     ["mnist", "evaluate"],
     ["mnist", "visualize"],
     ["mnist", "report"],
+    ["gigapixel"],
+    ["gigapixel", "make-data"],
+    ["gigapixel", "train"],
+    ["gigapixel", "evaluate"],
+    ["gigapixel", "visualize"],
 ]
 TINY = [
     "--width",
@@ -71,14 +76,53 @@ def test_groups_register_themselves():
         parser.parse_args(["nonsense"])
 
 
-def test_the_choices_are_the_librarys():
-    # The CLI lists them without importing the library (and so Keras).
-    from ats.cli import mnist
-    from ats.models.megapixel_mnist import MODELS
-    from ats.training.megapixel_mnist import PRESETS
+@pytest.mark.parametrize("group", ["mnist", "gigapixel"])
+def test_hyperparameter_flags_come_from_the_declaration(group):
+    import dataclasses
 
-    assert set(mnist.PRESETS) == set(PRESETS)
-    assert set(mnist.MODELS) == set(MODELS)
+    from ats.experiments import gigapixel_mnist, megapixel_mnist
+
+    experiment = {"mnist": megapixel_mnist, "gigapixel": gigapixel_mnist}[group]
+    args = build_parser().parse_args(
+        [
+            group,
+            "train",
+            "--run-dir",
+            "r",
+            "--learning-rate",
+            "0.5",
+            "--patch-size",
+            "20x30",
+            "--replace",
+            "--picture-images",
+            "4",
+            "5",
+        ]
+    )
+    assert (args.learning_rate, args.patch_size, args.replace) == (0.5, (20, 30), True)
+    assert args.picture_images == [4, 5]
+    # Every field has its flag, left out: None (the preset or default rules).
+    for field in dataclasses.fields(experiment.TrainConfig):
+        if field.name not in ("learning_rate", "patch_size", "replace"):
+            assert getattr(args, field.name, "missing") in (None, [4, 5])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([group, "train", "--run-dir", "r", "--lr", "1"])
+
+
+def test_mnist_choices_are_the_librarys():
+    from ats.experiments.megapixel_mnist import PRESETS
+    from ats.models.megapixel_mnist import MODELS
+
+    args = build_parser().parse_args(["mnist", "train", "--run-dir", "r"])
+    assert (args.preset, args.model) == ("quick", None)
+    for model in MODELS:
+        build_parser().parse_args(
+            ["mnist", "train", "--run-dir", "r", "--model", model]
+        )
+    for preset in PRESETS:
+        build_parser().parse_args(
+            ["mnist", "train", "--run-dir", "r", "--preset", preset]
+        )
 
 
 def test_the_strategies_are_the_librarys():
@@ -92,7 +136,7 @@ def test_the_strategies_are_the_librarys():
     "command",
     [
         ["mnist", "train", "--data", "d", "--run-dir", "r"],
-        ["gigapixel", "train", "--data", "d"],
+        ["gigapixel", "train", "--data", "d", "--run-dir", "r"],
     ],
     ids=" ".join,
 )

@@ -218,17 +218,22 @@ def test_sampler_first_and_second_draws_follow_the_law(seed_kind, rng):
 
 
 def test_uniform_noise_and_the_tensorflow_algorithm(backend):
-    """``_uniform`` draws in [minval, 1); on TensorFlow (its fast path)
-    Threefry where XLA compiles (faster there), Philox elsewhere (TF's own
-    kernels have no Threefry). Other backends use ``keras.random``."""
-    from ats.core.sampling import _tensorflow_algorithm, _uniform
+    """``_uniform`` draws in [minval, 1) like the generic
+    ``keras.random.uniform``; on TensorFlow (its fast path,
+    ``ats.backends.tensorflow.random``) Threefry where XLA compiles (faster
+    there), Philox elsewhere (TF's own kernels have no Threefry)."""
+    from ats.core.sampling import _uniform
 
     seed = keras.random.SeedGenerator(1)
+    generic = keras.random.uniform((400, 5), minval=0.5, maxval=1.0, seed=1)
+    noise = ops.convert_to_numpy(_uniform((400, 5), 0.5, seed))
+    assert noise.min() >= 0.5 and noise.max() < 1
+    assert abs(noise.mean() - ops.convert_to_numpy(generic).mean()) < 0.02
     if backend != "tensorflow":
-        noise = ops.convert_to_numpy(_uniform((4, 5), 0.5, seed))
-        assert noise.min() >= 0.5 and noise.max() < 1
         return
     import tensorflow as tf
+
+    from ats.backends.tensorflow.random import algorithm as _tensorflow_algorithm
 
     traced = []
 
@@ -387,7 +392,19 @@ def test_bad_arguments_raise(rng):
     a = rng.dirichlet(np.ones(6), size=2).astype("float32")
     with pytest.raises(ValueError, match="n_samples"):
         sample(7, a, replace=False)
-    with pytest.raises(TypeError, match="n_patches"):
+    with pytest.raises(TypeError, match="n_samples"):
         sample(2.0, a)
-    with pytest.raises(ValueError, match="n_patches"):
+    with pytest.raises(ValueError, match="n_samples"):
         sample(0, a)
+    # The original library's `sample(n, attention, sample_space)` binds the
+    # tuple to `replace`: refused, not taken as truthy.
+    with pytest.raises(TypeError, match="`replace` must be a bool"):
+        sample(2, a.reshape(2, 2, 3), (2, 3))
+    with pytest.raises(TypeError, match="use_logits"):
+        sample(2, a, use_logits=1)
+
+
+def test_numpy_integers_are_integers(rng):
+    a = rng.dirichlet(np.ones(6), size=2).astype("float32")
+    positions, _ = sample(np.int64(3), a, replace=np.bool_(True), seed=0)
+    assert tuple(positions.shape) == (2, 3, 1)

@@ -6,7 +6,7 @@ import pytest
 from autodiff import gradients
 from keras import ops
 
-from ats.core import Expectation, SamplePatches
+from ats.core import Expectation, SamplePatches, sample
 from ats.data import FromTensors
 
 
@@ -40,6 +40,35 @@ def test_positions_map_to_the_documented_corners(receptive_field):
         corner = np.round(centre_high - np.divide(patch, 2)).astype(int)
         corner_pixel = patches[b, 0, 0, 0] - 1
         np.testing.assert_array_equal(corner_pixel, corner)
+
+
+@pytest.mark.parametrize("receptive_field", [0, 4])
+def test_patch_corners_are_where_call_reads(receptive_field, rng):
+    """``patch_corners`` gives the corners of the patches ``call`` reads:
+    every patch equals ``x_high`` sliced at its corner (zeros outside)."""
+    low, high, space, patch = (24, 32), (96, 160), (5, 7), (9, 8)
+    x_low = np.zeros((2, *low, 1), dtype="float32")
+    x_high = coordinate_image(2, *high)
+    attention = rng.dirichlet(np.ones(np.prod(space)), size=2).astype("float32")
+    attention = attention.reshape(2, *space)
+    layer = SamplePatches(6, patch, receptive_field=receptive_field, seed=3)
+    positions, _ = sample(6, attention, seed=keras.random.SeedGenerator(3))
+    patches, _ = layer([x_low, x_high, attention])
+    corners = layer.patch_corners(x_low, x_high, space, positions)
+    assert tuple(corners.shape) == (2, 6, 2)
+    assert keras.backend.standardize_dtype(corners.dtype) == "int32"
+    corners, patches = ops.convert_to_numpy(corners), ops.convert_to_numpy(patches)
+    for b in range(2):
+        for i in range(6):
+            expected = np.zeros((*patch, 2), "float32")
+            (r, c), (h, w) = corners[b, i], patch
+            top, left = max(r, 0), max(c, 0)
+            window = x_high[b, top : r + h, left : c + w]
+            expected[
+                top - r : top - r + window.shape[0],
+                left - c : left - c + window.shape[1],
+            ] = window
+            np.testing.assert_array_equal(patches[b, i], expected)
 
 
 def test_shapes_dtypes_and_overhang_zeros(rng):

@@ -103,11 +103,11 @@ def test_load_errors(tmp_path, dataset):
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match="side .* at least base_side"):
+    with pytest.raises(ValueError, match="`side` must be at least base_side"):
         GigapixelMNISTConfig(side=1000, base_side=1500)
     with pytest.raises(ValueError, match="compression"):
         GigapixelMNISTConfig(compression="lzw")
-    with pytest.raises(ValueError, match="tile must be a multiple of 16"):
+    with pytest.raises(ValueError, match="`tile` must be a multiple of 16"):
         GigapixelMNISTConfig(tile=100)
 
 
@@ -141,35 +141,62 @@ def test_cli_make_data_and_train(tmp_path, monkeypatch, capsys):
         == 0
     )
     assert "pyramid levels [1200, 600, 300, 150, 75, 38]" in capsys.readouterr().out
-    assert (
-        ats.cli.main(
-            [
-                "gigapixel",
-                "train",
-                "--data",
-                str(data),
-                "--out",
-                str(run),
-                "--steps",
-                "2",
-                "--batch-size",
-                "2",
-                "--n-patches",
-                "3",
-                "--patch-size",
-                "30x30",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    train = [
+        "gigapixel",
+        "train",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run),
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--n-patches",
+        "3",
+        "--patch-size",
+        "30x30",
+        "--filters",
+        "4",
+        "--quiet",
+    ]
+    assert ats.cli.main(train) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["experiment"] == "gigapixel_mnist"
+    assert config["train"]["steps_per_epoch"] == 2
+    assert config["data"]["side"] == 1200
+    for name in ("metrics.csv", "checkpoint.npz", "report.md"):
+        assert (run / name).is_file(), name
+    for name in ("epoch_001", "final_sampled", "final_top_k", "curves"):
+        picture = run / "pictures" / f"{name}.png"
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     results = json.loads((run / "results.json").read_text())
-    assert results["image_side"] == 1200
-    assert np.isfinite(results["train"]["loss"])
+    assert results["epochs"] == 1 and results["train_images"] == 4
     assert 0 <= results["test"]["sampled"]["error"] <= 1
-    assert (run / "model.keras").is_file()
-    # Bad input is reported, not a traceback.
+    assert results["test"]["top_k"] is not None
+    assert "# Gigapixel MNIST: `ats`" in (run / "report.md").read_text()
+    # A second run into the same directory is refused; --resume continues.
+    assert ats.cli.main(train) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    resume = ["gigapixel", "train", "--run-dir", str(run), "--resume", "--quiet"]
+    assert ats.cli.main([*resume, "--epochs", "2"]) == 0
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    assert metrics[0].startswith("epoch,loss,error,test_loss,test_error")
+    assert [line.split(",")[0] for line in metrics[1:]] == ["1", "2"]
+    assert json.loads((run / "results.json").read_text())["epochs"] == 2
+    assert ats.cli.main([*resume, "--batch-size", "4"]) == 1
+    assert "cannot change ['batch_size']" in capsys.readouterr().err
     assert (
-        ats.cli.main(["gigapixel", "train", "--data", str(tmp_path / "missing")]) == 1
+        ats.cli.main(["gigapixel", "evaluate", "--run-dir", str(run), "--quiet"]) == 0
+    )
+    assert "top-k patches" in capsys.readouterr().out
+    assert ats.cli.main(["gigapixel", "visualize", "--run-dir", str(run)]) == 0
+    assert "final_top_k.png" in capsys.readouterr().out
+    # Bad input is reported, not a traceback.
+    missing = str(tmp_path / "missing")
+    assert (
+        ats.cli.main(["gigapixel", "train", "--data", missing, "--run-dir", missing])
+        == 1
     )
     assert "gigapixel_mnist.json: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()

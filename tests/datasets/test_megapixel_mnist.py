@@ -12,6 +12,7 @@ from ats.datasets.megapixel_mnist import (
     MegapixelMNIST,
     MegapixelMNISTConfig,
     MegapixelMNISTSequence,
+    digits,
     downscale,
 )
 
@@ -192,7 +193,7 @@ def test_save_load_round_trip(data, tmp_path, monkeypatch):
     def no_source(source):
         raise AssertionError("the digit source was read")
 
-    monkeypatch.setattr(mm, "_load_digits", no_source)
+    monkeypatch.setattr(digits, "load_digits", no_source)
     loaded = MegapixelMNIST.load(tmp_path / "mm")
     assert loaded.config == data.config
     expected = _describe(data)
@@ -291,7 +292,7 @@ def test_a_subset_renders_the_same_images(data):
     np.testing.assert_array_equal(block.labels, split.labels[4:8])
     np.testing.assert_array_equal(block.render(1)[1], split.render(5)[1])
     np.testing.assert_array_equal(block.boxes(3), split.boxes(7))
-    with pytest.raises(TypeError, match="rows must be a slice"):
+    with pytest.raises(TypeError, match="`rows` must be a slice"):
         split.subset([1, 2])
 
 
@@ -339,29 +340,38 @@ def test_sequence_trains_a_keras_model(data):
 
 
 @pytest.mark.parametrize(
-    "overrides, name",
+    "overrides, error, name",
     [
-        (dict(width=27), "width"),
-        (dict(height=10), "height"),
-        (dict(width=200.0), "width"),
-        (dict(scale=0), "scale"),
-        (dict(scale=1.5), "scale"),
-        (dict(scale="0.5"), "scale"),
-        (dict(scale=0.001, width=100, height=100), "scale"),
-        (dict(noise="yes"), "noise"),
-        (dict(n_noise=-1), "n_noise"),
-        (dict(n_train=-1), "n_train"),
-        (dict(n_test=-5), "n_test"),
-        (dict(n_train=True), "n_train"),
-        (dict(seed=-1), "seed"),
-        (dict(source="mnist"), "source"),
-        (dict(test_digit_fraction=1.0), "test_digit_fraction"),
+        (dict(width=27), ValueError, "width"),
+        (dict(height=10), ValueError, "height"),
+        (dict(width=200.0), TypeError, "width"),
+        (dict(scale=0), ValueError, "scale"),
+        (dict(scale=1.5), ValueError, "scale"),
+        (dict(scale="0.5"), TypeError, "scale"),
+        (dict(scale=0.001, width=100, height=100), ValueError, "scale"),
+        (dict(noise="yes"), TypeError, "noise"),
+        (dict(n_noise=-1), ValueError, "n_noise"),
+        (dict(n_train=-1), ValueError, "n_train"),
+        (dict(n_test=-5), ValueError, "n_test"),
+        (dict(n_train=True), TypeError, "n_train"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(source="mnist"), ValueError, "source"),
+        (dict(source=3), TypeError, "source"),
+        (dict(test_digit_fraction=1.0), ValueError, "test_digit_fraction"),
     ],
 )
-def test_bad_config_raises(overrides, name):
-    with pytest.raises(ValueError, match=name) as info:
+def test_bad_config_raises(overrides, error, name):
+    with pytest.raises(error, match=f"MegapixelMNISTConfig: `{name}` must be") as info:
         MegapixelMNISTConfig(**overrides)
     assert "got" in str(info.value)
+
+
+def test_config_accepts_numpy_scalars():
+    config = MegapixelMNISTConfig(
+        width=np.int64(100), height=100, scale=np.float32(0.5), noise=np.bool_(False)
+    )
+    assert type(config.width) is int and type(config.scale) is float
+    assert config.noise is False and config.low_shape == (50, 50, 1)
 
 
 def test_canvas_too_small_for_the_digits():
@@ -377,7 +387,11 @@ def test_bad_split_views_and_batch_size(data):
         MegapixelMNISTSequence(data.split("train"), batch_size=0)
     with pytest.raises(ValueError, match="views"):
         MegapixelMNISTSequence(data.split("train"), views=("medium",))
-    with pytest.raises(ValueError, match="split"):
+    with pytest.raises(TypeError, match="`cache` must be a bool"):
+        MegapixelMNISTSequence(data.split("train"), cache="yes")
+    with pytest.raises(TypeError, match="`shuffle` must be a bool"):
+        MegapixelMNISTSequence(data.split("train"), shuffle=1)
+    with pytest.raises(TypeError, match="`split` must be a MegapixelMNISTSplit"):
         MegapixelMNISTSequence(data)
     with pytest.raises(ValueError, match="shape"):
         downscale(np.zeros((10, 10), np.float32), (20, 5))

@@ -312,7 +312,7 @@ def training_commands(setup, workdir):
     """
     import ats.cli
     from ats.datasets import gigapixel_mnist
-    from ats.training import megapixel_mnist
+    from ats.experiments import megapixel_mnist
 
     mnist, gigapixel = workdir / "mnist", workdir / "gigapixel"
     if setup.process_index == 0:
@@ -379,29 +379,36 @@ def training_commands(setup, workdir):
             ]
         ),
     ]
+    from ats.data.sources import get_source
+    from ats.experiments import gigapixel_mnist as gigapixel_experiment
     from ats.lazy import from_sources
 
-    read_patches, read_sizes = from_sources.read_patches, []
+    read_patches, read_sizes, train_files = from_sources.read_patches, [], set()
 
     def recording_read(x_high_ref, *args):
         read_sizes.append(len(x_high_ref))
+        for row in x_high_ref:
+            name = get_source(row[0]).name
+            if Path(name).parent.name == "train":
+                train_files.add(name)
         return read_patches(x_high_ref, *args)
 
     from_sources.read_patches = recording_read
     try:
-        lazy = gigapixel_mnist.train(
+        lazy = gigapixel_experiment.train(
             gigapixel,
+            workdir / "gigapixel-run",
+            verbose=0,
+            setup=setup,
             batch_size=4,
             n_patches=2,
             patch_size=(30, 30),
-            verbose=0,
-            setup=setup,
         )
     finally:
         from_sources.read_patches = read_patches
     result = {
         "exit_status": gather(status),
-        "lazy_images": gather(lazy["train"]["images"]),
+        "lazy_images": gather(len(train_files)),
         "lazy_read_sizes": sorted(set(sum(gather(read_sizes), []))),
         "lazy": lazy,
     }

@@ -100,24 +100,41 @@ def test_ats_model_regularizes_the_attention():
 
 
 @pytest.mark.parametrize(
-    "call, message",
+    "call, error, message",
     [
-        (lambda: models.ats_model((16, 16), HIGH), "low_shape"),
-        (lambda: models.ats_model(LOW, (96, 96, 3)), "same channels"),
-        (lambda: models.ats_model(LOW, HIGH, n_classes=0), "n_classes"),
+        (lambda: models.ats_model((16, 16), HIGH), ValueError, "`low_shape`"),
+        (
+            lambda: models.ats_model(LOW, (96, 96, 3)),
+            ValueError,
+            "`high_shape` must be an image shape with the channels of `low_shape`",
+        ),
+        (lambda: models.ats_model(LOW, HIGH, n_classes=0), ValueError, "`n_classes`"),
         (
             lambda: models.ats_model(LOW, HIGH, regularizer_strength=-1),
-            "regularizer_strength",
+            ValueError,
+            "`regularizer_strength`",
         ),
-        (lambda: models.feature_network((20, 50)), "patch_size"),
-        (lambda: models.attention_network(filters=0), "filters"),
-        (lambda: models.full_image_cnn(HIGH, filters=1.5), "filters"),
-        (lambda: models.low_res_cnn([16, 16, "1"]), "low_shape"),
+        (
+            lambda: models.feature_network((20, 50)),
+            ValueError,
+            "feature_network: `patch_size` must be a tuple of 2 ints >= 27",
+        ),
+        (lambda: models.attention_network(filters=0), ValueError, "`filters`"),
+        (lambda: models.full_image_cnn(HIGH, filters=1.5), TypeError, "`filters`"),
+        (lambda: models.low_res_cnn([16, 16, "1"]), TypeError, "`low_shape`"),
+        (lambda: models.low_res_cnn(LOW, n_classes=True), TypeError, "`n_classes`"),
     ],
 )
-def test_bad_arguments_are_named(call, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_arguments_are_named(call, error, message):
+    with pytest.raises(error, match=message):
         call()
+
+
+def test_numpy_ints_are_accepted():
+    model = models.low_res_cnn(
+        (np.int64(16), 16, 1), n_classes=np.int32(3), filters=np.int64(2)
+    )
+    assert model.output_shape == (None, 3)
 
 
 def test_inspect_returns_the_patches_at_their_corners():

@@ -47,7 +47,7 @@ IMPLEMENTATIONS = pytest.mark.parametrize("implementation", ["generic", "auto"])
 def test_matches_reference_with_overhang(spatial, size, implementation, rng):
     x = rng.normal(size=(3, *spatial, 2)).astype("float32")
     low = [-s for s in size]
-    high = [e for e in spatial]
+    high = list(spatial)
     offsets = np.stack(
         [rng.integers(lo, hi, size=(3, 7)) for lo, hi in zip(low, high)], axis=-1
     )

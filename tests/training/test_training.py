@@ -13,17 +13,20 @@ import pytest
 from ats.cli import main
 from ats.core import SamplePatches
 from ats.datasets.megapixel_mnist import MegapixelMNISTSequence
+from ats.experiments import megapixel_mnist as experiment
 from ats.models import megapixel_mnist as models
 from ats.training import (
     RunDirectory,
     atomic_write,
+    compare_runs,
     deterministic_sampling,
     evaluate,
     fit,
     load_checkpoint,
+    metrics_row,
     save_checkpoint,
+    write_run_report,
 )
-from ats.training import megapixel_mnist as experiment
 
 # A tiny Megapixel MNIST: 100x100 images without noise.
 TINY_DATA = dict(
@@ -202,11 +205,16 @@ def test_evaluate_reports_sampled_and_top_k():
     for value in results.values():
         assert 0 <= value["error"] <= 1 and value["loss"] > 0
     # The sampled figures are the mean over the draws.
-    errors = results["sampled"]["errors"]
+    errors = [draw["error"] for draw in results["sampled"]["draws"]]
     assert len(errors) == 3
     assert results["sampled"]["error"] == pytest.approx(np.mean(errors))
     with pytest.raises(ValueError, match="`draws`"):
         evaluate(model, Batches(), draws=0)
+    # Without an accuracy metric: the loss and the metrics it has.
+    top_3 = keras.metrics.SparseTopKCategoricalAccuracy(3, name="top_3")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=[top_3])
+    results = evaluate(model, Batches(), verbose=0, draws=1)
+    assert set(results["top_k"]) == {"loss", "top_3", "seconds"}
     plain = models.low_res_cnn((16, 16, 1), filters=2)
     plain.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 
@@ -215,6 +223,94 @@ def test_evaluate_reports_sampled_and_top_k():
             return x[0][4 * i : 4 * i + 4], y[4 * i : 4 * i + 4]
 
     assert evaluate(plain, Low(), verbose=0)["top_k"] is None
+
+
+def test_metrics_row_takes_the_metrics_the_model_has():
+    logs = {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.625, "val_accuracy": 0.5}
+    row = metrics_row(3, logs, 1.0, 0.5)
+    assert row == {
+        "epoch": 3,
+        "loss": 0.5,
+        "error": 0.25,
+        "test_loss": 0.625,
+        "test_error": 0.5,
+        "train_seconds": 1.0,
+        "test_seconds": 0.5,
+    }
+    row = metrics_row(1, {"loss": 2.0, "mae": 0.5}, 1.0, 0.0)
+    assert row == {
+        "epoch": 1,
+        "loss": 2.0,
+        "mae": 0.5,
+        "train_seconds": 1.0,
+        "test_seconds": 0.0,
+    }
+    with pytest.raises(ValueError, match="loss"):
+        metrics_row(1, {"accuracy": 1.0}, 1.0, 0.0)
+
+
+def test_reports_name_no_data_set_and_need_no_accuracy(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.write_config(
+        {
+            "experiment": "toy",
+            "title": "Toy regression",
+            "preset": None,
+            "train": {"n_patches": 3, "batch_size": 4, "learning_rate": 0.01},
+            "data_dir": str(tmp_path),
+            "data_summary": "8 toy images",
+        }
+    )
+    sampled = {"loss": 0.5, "mae": 0.25, "seconds": 1.0, "draws": []}
+    run.write_results(
+        {
+            "model": "ats",
+            "preset": None,
+            "epochs": 2,
+            "parameters": 1234,
+            "train_images": 8,
+            "test": {"sampled": sampled, "top_k": {"loss": 0.4, "mae": 0.2}},
+            "seconds_per_epoch": 2.0,
+            "first_epoch_seconds": 5.0,
+            "test_seconds_per_epoch": 0.5,
+            "peak_memory_mb": 1024.0,
+            "environment": {
+                "backend": "jax",
+                "keras": "3",
+                "python": "3.11",
+                "cpus": 2,
+            },
+        }
+    )
+    text = write_run_report(run).read_text()
+    assert text.startswith("# Toy regression: `ats`\n")
+    assert "| mae | 0.2500 | 0.2000 |" in text and "8 toy images" in text
+    table = compare_runs([run.path], tmp_path / "runs.md")
+    assert table.startswith("# Toy regression: the runs side by side")
+    assert "| [`ats`](run/report.md) | — | — | 2 of 8 images |" in table
+
+
+def test_hyperparameters_are_checked_from_their_declaration():
+    config = experiment.train_config("quick", "low-cnn", epochs=np.int64(3))
+    assert (config.model, config.epochs, config.batch_size) == ("low-cnn", 3, 16)
+    assert experiment.TrainConfig.from_dict(config.to_dict()) == config
+    assert config.to_dict()["patch_size"] == [40, 40]
+    for field, value, error, pattern in (
+        ("epochs", 0, ValueError, "`epochs` must be an int >= 1, got 0"),
+        ("learning_rate", float("nan"), ValueError, "`learning_rate`"),
+        ("learning_rate", 0.0, ValueError, "`learning_rate` must be a real number > 0"),
+        ("replace", 1, TypeError, "`replace` must be a bool"),
+        ("model", "vgg", ValueError, "`model` must be one of"),
+        ("patch_size", (50,), ValueError, "`patch_size`"),
+        ("train_images", 0, ValueError, "`train_images`"),
+    ):
+        with pytest.raises(error, match=pattern):
+            experiment.TrainConfig(**{field: value})
+    assert experiment.TrainConfig(train_images=None).train_images is None
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        config.with_overrides({"lr": 1.0})
+    with pytest.raises(ValueError, match="`preset` must be one of"):
+        experiment.train_config("huge")
 
 
 def test_fit_checkpoints_every_epoch_and_resumes(tiny_data, tmp_path):
@@ -278,7 +374,7 @@ def test_cached_batches_equal_rendered_ones(tiny_data):
             np.testing.assert_array_equal(y, cached_y)
         plain.on_epoch_end()
         cached.on_epoch_end()
-    with pytest.raises(ValueError, match="cache"):
+    with pytest.raises(TypeError, match="`cache` must be a bool"):
         MegapixelMNISTSequence(split, cache="yes")
 
 

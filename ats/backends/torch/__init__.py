@@ -1,0 +1,1 @@
+"""The PyTorch backend's implementations (see ``ats.backends``)."""
