@@ -161,7 +161,7 @@ class SamplePatches(keras.layers.Layer):
             deterministic=self.deterministic,
         )
         corners = self.patch_corners(x_low, x_high, attention.shape[1:], positions)
-        patches = self._source(x_low, x_high).read(corners, self.patch_size, 1)
+        patches = self.patch_source(x_low, x_high).read(corners, self.patch_size, 1)
         return [patches, sampled_attention]
 
     def patch_corners(self, x_low, x_high, attention_shape, positions):
@@ -197,7 +197,7 @@ class SamplePatches(keras.layers.Layer):
             >>> ops.convert_to_numpy(corners).tolist()
             [[[-2, -2]]]
         """
-        source = self._source(x_low, x_high)
+        source = self.patch_source(x_low, x_high)
         low = ops.cast(source.spatial_shape(0), "float32")
         return source.corners(
             positions,
@@ -209,7 +209,7 @@ class SamplePatches(keras.layers.Layer):
             1,
         )
 
-    def _source(self, x_low, x_high):
+    def patch_source(self, x_low, x_high):
         """The ``MultiResolutionBatch`` the patches are read from (levels 0
         and 1: ``x_low`` and the second input)."""
         return FromTensors([x_low, x_high])

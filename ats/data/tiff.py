@@ -23,7 +23,7 @@ from .sources import PatchSource, SourceError, check_level_shapes
 __all__ = ["TiffSource"]
 
 
-def _import_tiff_libraries(path):
+def import_tiff_libraries(path):
     try:
         import tifffile
         import zarr
@@ -107,7 +107,7 @@ class TiffSource(PatchSource):
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such TIFF file")
-        tifffile, zarr = _import_tiff_libraries(path)
+        tifffile, zarr = import_tiff_libraries(path)
         logger = logging.getLogger("tifffile")
         warnings = _TifffileWarnings()
         logger.addHandler(warnings)

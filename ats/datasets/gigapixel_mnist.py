@@ -52,14 +52,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import checks
-from ..data.tiff import TiffSource, _import_tiff_libraries
+from ..data.tiff import TiffSource, import_tiff_libraries
 from ..lazy import SourceSequence
-from .megapixel_mnist import (
-    SPLITS,
-    MegapixelMNIST,
-    MegapixelMNISTConfig,
-    _stroke_pixels,
-)
+from .megapixel_mnist import SPLITS, MegapixelMNIST, MegapixelMNISTConfig
+from .megapixel_mnist.rendering import stroke_pixels
 
 __all__ = [
     "GigapixelMNISTConfig",
@@ -179,7 +175,7 @@ def _glyphs(split, i):
         for d, p in zip(split.digit_indices[i], split.positions[i])
     ]
     for strokes in split.noise_strokes[i]:
-        rows, cols, values = _stroke_pixels(strokes)
+        rows, cols, values = stroke_pixels(strokes)
         origin = np.array([rows.min(), cols.min()])
         pixels = np.zeros(
             (rows.max() - origin[0] + 1, cols.max() - origin[1] + 1), np.float32
@@ -322,7 +318,7 @@ def write_tiff(path, glyphs, config):
         glyphs: the image's glyphs (see :func:`render_window`).
         config: a :class:`GigapixelMNISTConfig`.
     """
-    tifffile, _ = _import_tiff_libraries(path)
+    tifffile, _ = import_tiff_libraries(path)
     compression = None if config.compression == "none" else config.compression
     options = dict(
         tile=(config.tile, config.tile),

@@ -22,14 +22,13 @@ import dataclasses
 
 import keras
 import numpy as np
-from keras import ops
 
 from .. import distribute, training
 from ..backends.keras_internals import flatten_layers
-from ..core import SamplePatches, attention_sampling, expected, sample
+from ..core import SamplePatches, attention_sampling
+from ..core.inspection import inspect_step
 from ..datasets.gigapixel_mnist import GigapixelMNIST
 from ..lazy import lazy_attention_sampling
-from ..lazy.from_sources import read_patches
 from ..models.megapixel_mnist import attention_network, feature_network
 from ..training.hyperparameters import hyperparameter
 from ..utils.regularizers import MultinomialEntropy
@@ -184,39 +183,19 @@ def inspect(model, x_low, x_high_ref, deterministic=False, seed=None):
     sampler = next(
         layer for layer in layers.values() if isinstance(layer, SamplePatches)
     )
-    x_low = ops.convert_to_tensor(np.asarray(x_low, dtype="uint8"))
-    x_high_ref = np.asarray(x_high_ref, dtype="int32")
-    attention = layers["scaled_attention"](x_low)
-    positions, sampled = sample(
-        sampler.n_patches,
-        attention,
-        replace=sampler.replace,
-        use_logits=sampler.use_logits,
-        deterministic=deterministic,
-        seed=keras.random.SeedGenerator(seed),
+    seen = inspect_step(
+        sampler,
+        layers["scaled_attention"],
+        layers["scaled_feature"],
+        layers["classifier"],
+        np.asarray(x_low, dtype="uint8"),
+        np.asarray(x_high_ref, dtype="int32"),
+        deterministic,
+        seed,
     )
-    corners = sampler.patch_corners(
-        x_low, ops.convert_to_tensor(x_high_ref), tuple(attention.shape[1:]), positions
-    )
-    corners = ops.convert_to_numpy(corners)
-    patches = read_patches(
-        x_high_ref, corners, sampler.patch_size, x_low.shape[-1], "uint8"
-    )
-    batch, n = patches.shape[:2]
-    features = layers["scaled_feature"](
-        ops.convert_to_tensor(patches.reshape(batch * n, *patches.shape[2:]))
-    )
-    features = ops.reshape(features, (batch, n, -1))
-    probabilities = layers["classifier"](
-        expected(sampled, features, replace=sampler.replace)
-    )
-    return {
-        "attention": ops.convert_to_numpy(attention),
-        "corners": corners,
-        "patches": patches.astype("float32") / 255,
-        "sampled_attention": ops.convert_to_numpy(sampled),
-        "probabilities": ops.convert_to_numpy(probabilities),
-    }
+    seen["patches"] = seen["patches"].astype("float32") / 255
+    seen["probabilities"] = seen.pop("outputs")
+    return seen
 
 
 class Experiment(training.Experiment):

@@ -63,7 +63,7 @@ class SourcePatches(SamplePatches):
             )
         super().build([shape_low, self._stand_in_high_shape(shape_low), shape_att])
 
-    def _source(self, x_low, x_high_ref):
+    def patch_source(self, x_low, x_high_ref):
         return FromSources([x_low, ops.cast(x_high_ref, "int32")])
 
     def compute_output_shape(self, input_shape):

@@ -13,7 +13,8 @@ from .run import RunDirectory, atomic_write
 __all__ = ["write_run_report", "compare_runs"]
 
 _MEMORY_NOTE = (
-    "Peak memory is the maximum resident set size (`ru_maxrss`) of the "
+    "Peak memory is the peak resident set size (Linux `VmHWM`, elsewhere "
+    "`ru_maxrss`) of the "
     "process that trained and evaluated the model (data rendering and the "
     "backend's runtime included); each model is trained in a process of its "
     "own."

@@ -61,8 +61,12 @@ class RunDirectory:
 
     Attributes:
         path: the directory, a ``pathlib.Path``.
-        config_path, metrics_path, checkpoint_path, results_path,
-        report_path, pictures_dir: the paths of its files.
+        config_path: ``config.json``, the run's settings.
+        metrics_path: ``metrics.csv``, one row per epoch.
+        checkpoint_path: ``checkpoint.npz``, model and optimizer state.
+        results_path: ``results.json``, the final evaluation.
+        report_path: ``report.md``.
+        pictures_dir: ``pictures/``.
     """
 
     def __init__(self, path):

@@ -58,10 +58,6 @@ from .config import (
 )
 from .dataset import MegapixelMNIST
 from .rendering import downscale
-
-# Transitional: ats.datasets.gigapixel_mnist imports `_stroke_pixels` from
-# here; remove once it imports `.rendering.stroke_pixels`.
-from .rendering import stroke_pixels as _stroke_pixels  # noqa: F401
 from .sequence import MegapixelMNISTSequence
 from .split import MegapixelMNISTSplit
 

@@ -1,11 +1,9 @@
 """Running an attention-sampling model step by step, to see what it looked at."""
 
-import keras
 import numpy as np
-from keras import ops
 
-from ...core import SamplePatches, expected, sample
-from ...ops import extract_patches
+from ...core import SamplePatches
+from ...core.inspection import inspect_step
 from .networks import ATTENTION, CLASSIFIER, FEATURE
 
 __all__ = ["inspect"]
@@ -56,37 +54,15 @@ def inspect(model, x_low, x_high, deterministic=False, seed=None):
         >>> seen["corners"].shape, seen["patches"].shape
         ((2, 3, 2), (2, 3, 30, 30, 1))
     """
-    sampler = _sample_patches_layer(model)
-    x_low = ops.convert_to_tensor(np.asarray(x_low, dtype="float32"))
-    x_high = ops.convert_to_tensor(np.asarray(x_high, dtype="float32"))
-    attention = model.get_layer(ATTENTION)(x_low)
-    positions, sampled = sample(
-        sampler.n_patches,
-        attention,
-        replace=sampler.replace,
-        use_logits=sampler.use_logits,
-        deterministic=deterministic,
-        seed=keras.random.SeedGenerator(seed),
+    seen = inspect_step(
+        _sample_patches_layer(model),
+        model.get_layer(ATTENTION),
+        model.get_layer(FEATURE),
+        model.get_layer(CLASSIFIER),
+        np.asarray(x_low, dtype="float32"),
+        np.asarray(x_high, dtype="float32"),
+        deterministic,
+        seed,
     )
-    corners = sampler.patch_corners(
-        x_low, x_high, tuple(attention.shape[1:]), positions
-    )
-    patches = extract_patches(x_high, corners, sampler.patch_size)
-    batch, n = patches.shape[:2]
-    features = model.get_layer(FEATURE)(
-        ops.reshape(patches, (batch * n, *patches.shape[2:]))
-    )
-    features = ops.reshape(features, (batch, n, -1))
-    probabilities = model.get_layer(CLASSIFIER)(
-        expected(sampled, features, replace=sampler.replace)
-    )
-    return {
-        name: ops.convert_to_numpy(value)
-        for name, value in (
-            ("attention", attention),
-            ("corners", corners),
-            ("patches", patches),
-            ("sampled_attention", sampled),
-            ("probabilities", probabilities),
-        )
-    }
+    seen["probabilities"] = seen.pop("outputs")
+    return seen
