@@ -403,6 +403,9 @@ def training_commands(setup, workdir):
             batch_size=4,
             n_patches=2,
             patch_size=(30, 30),
+            # The pictures read their images eagerly, in one call: two of
+            # them, so that a step's unsplit global batch of 4 still shows.
+            picture_images=(0, 1),
         )
     finally:
         from_sources.read_patches = read_patches

@@ -31,6 +31,10 @@ def host_call(function, args, shape, dtype, batched=False):
         local = (arrays[0].shape[0], *shape[1:]) if batched else shape
         return jax.pure_callback(call, jax.ShapeDtypeStruct(local, dtype), *arrays)
 
+    if not any(isinstance(a, jax.core.Tracer) for a in args):
+        # Called eagerly (e.g. to draw pictures): the arrays are at hand, and
+        # an eager batch need not split evenly across the devices.
+        return jax.numpy.asarray(call(*(np.asarray(a) for a in args)))
     batch_axis = _batch_axis() if batched else None
     if batch_axis is None:
         return callback(*args)
