@@ -1,10 +1,14 @@
-"""``attention_sampling``: the whole pipeline as one callable."""
+"""``attention_sampling``: the whole pipeline as one callable; and the
+original library's ``ATSBuilder`` (deprecated), which builds the same."""
+
+import warnings
 
 import keras
 
 from .. import checks
 from .activity_regularizer import ActivityRegularizer
 from .expectation import Expectation
+from .from_tensors import FromTensors
 from .sample_patches import SamplePatches
 from .total_reshape import TotalReshape
 
@@ -193,3 +197,180 @@ def _infer_patch_size(feature):
             "known; pass `patch_size` explicitly"
         )
     return spatial
+
+
+class ATSOutput:
+    """What ``ATSBuilder.get()`` returns (the original library's struct).
+
+    Attributes:
+        inputs: list, the batch's own inputs (``[]`` for ``FromTensors``:
+            the tensors given to it are the model's inputs).
+        outputs: ``(B, D)`` tensor, the expected features.
+        targets: the batch's targets (``y`` of ``from_tensors``).
+        attention: ``(B, *S)`` tensor, the attention map.
+        patches: ``(B, N, *patch_size, C)`` tensor, the sampled patches.
+    """
+
+    def __init__(
+        self, inputs=None, outputs=None, targets=None, attention=None, patches=None
+    ):
+        self.inputs = inputs
+        self.outputs = outputs
+        self.targets = targets
+        self.attention = attention
+        self.patches = patches
+
+    def __iter__(self):
+        return iter(
+            (self.inputs, self.outputs, self.targets, self.attention, self.patches)
+        )
+
+
+class ATSBuilder:
+    """The original library's builder of an attention-sampling graph
+    (deprecated): ``attention_sampling`` builds the same model.
+
+    Each setter returns the builder; ``get()`` calls ``attention_sampling``
+    on the batch's levels 0 and 1 and returns an ``ATSOutput``. Creating one
+    warns with a ``DeprecationWarning`` giving the modern form::
+
+        features, attention, patches = attention_sampling(
+            attention, feature, patch_size, n_patches, replace=False,
+            receptive_field=0,
+        )([x_low, x_high])
+
+    Example:
+        >>> import warnings
+        >>> import keras
+        >>> from ats.core.builder import ATSBuilder
+        >>> from ats.utils.layers import SampleSoftmax
+        >>> x_low, x_high = keras.Input((16, 16, 1)), keras.Input((64, 64, 1))
+        >>> attention = keras.Sequential([
+        ...     keras.layers.Conv2D(1, 3, padding="same"),
+        ...     SampleSoftmax(squeeze_channels=True)])
+        >>> feature = keras.Sequential([keras.layers.GlobalMaxPooling2D()])
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", DeprecationWarning)
+        ...     result = (ATSBuilder().from_tensors([x_low, x_high], None)
+        ...               .attention(attention).feature(feature)
+        ...               .patch_size((8, 8)).n_patches(4)
+        ...               .sample_without_replacement().get())
+        >>> model = keras.Model([x_low, x_high], result.outputs)
+        >>> tuple(result.outputs.shape), tuple(result.patches.shape)
+        ((None, 1), (None, 4, 8, 8, 1))
+    """
+
+    def __init__(self):
+        warnings.warn(
+            "ATSBuilder is the original library's builder: write "
+            "features, attention, patches = ats.core.attention_sampling("
+            "attention, feature, patch_size, n_patches, replace=..., "
+            "receptive_field=...)([x_low, x_high])",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self._batch = None
+        self._attention = None
+        self._feature = None
+        self._patch_size = None
+        self._n_patches = None
+        self._replace = False
+        self._receptive_field = 0
+
+    def from_batch(self, batch):
+        """Read the levels from ``batch``, an ``ats.core.FromTensors``."""
+        if not isinstance(batch, FromTensors):
+            raise TypeError(
+                "ATSBuilder.from_batch: `batch` must be an ats.core.FromTensors, "
+                f"got {type(batch).__name__}; data that is not a tensor is read "
+                "by ats.lazy.lazy_attention_sampling, and another in-graph "
+                "source by a SamplePatches subclass whose patch_source returns "
+                "it (AttentionSampling.sample_patches_class)"
+            )
+        self._batch = batch
+        return self
+
+    def from_tensors(self, xs, y=None):
+        """Read the levels from the tensors ``xs`` (low resolution first)."""
+        return self.from_batch(FromTensors(xs, y))
+
+    def attention(self, attention):
+        """Set the attention network (``x_low`` to ``(B, *S)``)."""
+        self._attention = attention
+        return self
+
+    def attention_receptive_field(self, receptive_field):
+        """Set the attention network's receptive field."""
+        self._receptive_field = receptive_field
+        return self
+
+    def feature(self, feature):
+        """Set the feature network (patches to ``(B * N, D)``)."""
+        self._feature = feature
+        return self
+
+    def patch_size(self, patch_size):
+        """Set the size of the patches read from the high resolution."""
+        self._patch_size = patch_size
+        return self
+
+    def n_patches(self, n_patches):
+        """Set the number of patches per data point."""
+        self._n_patches = n_patches
+        return self
+
+    def sample_with(self, replacement):
+        """Sample with replacement (``replacement=True``) or without."""
+        self._replace = checks.boolean(
+            "replacement", replacement, where="ATSBuilder.sample_with"
+        )
+        return self
+
+    def sample_with_replacement(self):
+        """Sample with replacement."""
+        self._replace = True
+        return self
+
+    def sample_without_replacement(self):
+        """Sample without replacement (the default)."""
+        self._replace = False
+        return self
+
+    def get(self):
+        """Build the graph on the batch's levels 0 and 1.
+
+        Returns:
+            An ``ATSOutput``.
+        """
+        missing = [
+            setter
+            for setter, value in (
+                ("from_tensors", self._batch),
+                ("attention", self._attention),
+                ("feature", self._feature),
+                ("patch_size", self._patch_size),
+                ("n_patches", self._n_patches),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(
+                "ATSBuilder.get: call "
+                + ", ".join(f"`.{setter}(...)`" for setter in missing)
+                + " first"
+            )
+        features, attention, patches = attention_sampling(
+            self._attention,
+            self._feature,
+            self._patch_size,
+            self._n_patches,
+            self._replace,
+            receptive_field=self._receptive_field,
+        )([self._batch.data(0), self._batch.data(1)])
+        return ATSOutput(
+            inputs=[],
+            outputs=features,
+            targets=self._batch.targets(),
+            attention=attention,
+            patches=patches,
+        )

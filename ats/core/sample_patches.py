@@ -7,6 +7,9 @@ from .. import checks
 from .from_tensors import FromTensors
 from .sampling import sample
 
+# The key of the seed state among the layer's saved variables.
+_SEED_STATE = "seed_generator_state"
+
 
 @keras.saving.register_keras_serializable(package="ats")
 class SamplePatches(keras.layers.Layer):
@@ -41,6 +44,21 @@ class SamplePatches(keras.layers.Layer):
         ``[patches, sampled_attention]``: ``(B, N, *patch_size, C)`` (or
         ``(B, N, C, *patch_size)``) patches of ``x_high``'s dtype and the
         ``(B, N)`` float32 probabilities of the sampled positions.
+
+    Raises:
+        ValueError: inputs of different batch sizes (naming both), an
+            ``x_high`` smaller than ``x_low`` or than ``patch_size`` on a
+            spatial axis, and the other mismatches of shapes. They are
+            checked on the sizes known without running anything: when the
+            layer is built (on symbolic inputs, e.g. ``keras.Input``, whose
+            batch size is usually unknown) and again at every call, eagerly
+            and while a compiled function is traced (JAX's ``jit`` and
+            PyTorch know every size then). Only a size that is still
+            symbolic while tracing goes unchecked: in a TensorFlow graph
+            traced for any batch size, inputs of different batch sizes fail
+            when the graph runs, with TensorFlow's ``InvalidArgumentError``
+            (Keras's ``fit``/``predict`` refuse inputs of different lengths
+            before that), and an unknown spatial size is not compared.
 
     Example:
         >>> import keras
@@ -83,12 +101,35 @@ class SamplePatches(keras.layers.Layer):
         # sampled in float32, whatever the dtype policy.
         self.autocast = False
 
+    # The inputs' names in error messages.
+    _input_names = ("x_low", "x_high", "attention")
+
     def _spatial(self, shape):
         if keras.config.image_data_format() == "channels_last":
             return tuple(shape[1:-1])
         return tuple(shape[2:])
 
     def build(self, input_shape):
+        self._check_input_shapes(input_shape)
+        self.built = True
+
+    def __call__(self, inputs, *args, **kwargs):
+        # build() checks the shapes of the first call only: later calls are
+        # checked here, before Keras runs `call` (eagerly, or while tracing
+        # a compiled function, where the shapes known statically are checked).
+        if self.built:
+            shapes = _static_shapes(inputs)
+            if shapes is not None:
+                self._check_input_shapes(shapes)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _check_input_shapes(self, input_shape):
+        """Refuse inputs that cannot be sampled from, on the sizes known.
+
+        Args:
+            input_shape: the shapes of ``[x_low, x_high, attention]``, with
+                None for the sizes that are not known (symbolic).
+        """
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError(
                 "SamplePatches expects three inputs [x_low, x_high, "
@@ -123,6 +164,10 @@ class SamplePatches(keras.layers.Layer):
         checks.int_tuple(
             "patch_size", self.patch_size, length=ndim, where=type(self).__name__
         )
+        _check_batch_sizes(
+            dict(zip(self._input_names, (shape_low, shape_high, shape_att))),
+            where=type(self).__name__,
+        )
         low, sample_space = self._spatial(shape_low), shape_att[1:]
         for axis, (size, s) in enumerate(zip(low, sample_space)):
             if size is not None and self.receptive_field >= size:
@@ -136,6 +181,7 @@ class SamplePatches(keras.layers.Layer):
                     "SamplePatches: the spatial dimensions of `attention` "
                     f"{sample_space} must not exceed those of `x_low` {low}"
                 )
+        self._check_high_resolution(low, self._spatial(shape_high))
         if not self.replace and None not in sample_space:
             n_positions = 1
             for s in sample_space:
@@ -148,7 +194,28 @@ class SamplePatches(keras.layers.Layer):
                     f"map of shape {sample_space}); use replace=True or "
                     "fewer patches"
                 )
-        self.built = True
+
+    def _check_high_resolution(self, low, high):
+        """Refuse an ``x_high`` smaller than ``x_low`` or than a patch, on
+        the axes whose sizes are known.
+
+        Args:
+            low, high: the spatial shapes of ``x_low`` and ``x_high``.
+        """
+        where = type(self).__name__
+        if any(h is not None and p > h for p, h in zip(self.patch_size, high)):
+            checks.fail(
+                "patch_size",
+                f"at most the spatial shape of `x_high` {high} on every axis",
+                self.patch_size,
+                where,
+            )
+        if any(lo is not None and h is not None and h < lo for lo, h in zip(low, high)):
+            raise ValueError(
+                f"{where}: `x_high` must be at least as large as `x_low` "
+                f"{low} on every spatial axis (it is the high-resolution "
+                f"view), got spatial shape {high}"
+            )
 
     def call(self, inputs):
         x_low, x_high, attention = inputs
@@ -238,6 +305,23 @@ class SamplePatches(keras.layers.Layer):
         are copied from."""
         return x_high.dtype
 
+    def save_own_variables(self, store):
+        """Save the layer's variables and its seed state (the state of
+        ``seed_generator``), so that ``keras.models.load_model`` gives a
+        layer that draws what this one would draw next."""
+        super().save_own_variables(store)
+        store[_SEED_STATE] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        """Load what ``save_own_variables`` saved. A model saved before the
+        seed state was saved loads too, its seed state then being the one
+        of the ``seed`` argument."""
+        # keys(): the H5 store has no __iter__.
+        own = {key: store[key] for key in store.keys() if key != _SEED_STATE}  # noqa: SIM118
+        super().load_own_variables(own)
+        if _SEED_STATE in store:
+            self.seed_generator.state.assign(store[_SEED_STATE])
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -249,3 +333,40 @@ class SamplePatches(keras.layers.Layer):
             "deterministic": self.deterministic,
             "seed": self.seed,
         }
+
+
+def _static_shapes(inputs):
+    """The shapes of ``inputs`` (a list of three tensors or arrays) as far
+    as they are known without running anything, or None if ``inputs`` is not
+    such a list (then Keras reports it)."""
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != 3:
+        return None
+    shapes = []
+    for x in inputs:
+        shape = getattr(x, "shape", None)
+        if shape is None:
+            return None
+        try:
+            shapes.append(tuple(None if s is None else int(s) for s in shape))
+        except (TypeError, ValueError):  # e.g. a TensorShape of unknown rank
+            return None
+    return shapes
+
+
+def _check_batch_sizes(shapes, where):
+    """Refuse inputs whose known batch sizes differ, naming both.
+
+    Args:
+        shapes: dict from the inputs' names to their shapes; each is compared
+            with the first whose batch size is known.
+        where: str, the layer's name for the message.
+    """
+    known = [(name, shape) for name, shape in shapes.items() if shape[0] is not None]
+    for name, shape in known[1:]:
+        first, first_shape = known[0]
+        if shape[0] != first_shape[0]:
+            raise ValueError(
+                f"{where}: `{name}` must have the batch size of "
+                f"`{first}` ({first_shape[0]}), got {shape[0]} (`{name}` of "
+                f"shape {shape}, `{first}` of shape {first_shape})"
+            )

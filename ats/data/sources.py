@@ -191,9 +191,12 @@ class PatchSource:
             "patch_size", patch_size, length=len(self.spatial_shape), where=self.name
         )
         if any(p > s for p, s in zip(size, self.spatial_shape)):
-            raise SourceError(
-                f"{self.name}: the patch size {size} is larger than the "
-                f"image {self.spatial_shape}"
+            checks.fail(
+                "patch_size",
+                f"at most the image's spatial shape {self.spatial_shape} on every axis",
+                size,
+                self.name,
+                SourceError,
             )
 
     def low(self):

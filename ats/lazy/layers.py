@@ -40,14 +40,18 @@ class SourcePatches(SamplePatches):
         super().__init__(*args, **kwargs)
         self.supports_jit = host_call_supports_jit()
 
-    def _stand_in_high_shape(self, shape_low):
-        """A shape of ``x_high``'s rank for ``SamplePatches``' checks."""
+    _input_names = ("x_low", "x_high_ref", "attention")
+
+    def _stand_in_high_shape(self, shape_low, batch=None):
+        """A shape of ``x_high``'s rank for ``SamplePatches``' checks: the
+        batch size of ``x_high_ref``, spatial sizes unknown (the sources
+        check patches against their images, ``PatchSource.check_patch_size``)."""
         ndim = len(shape_low) - 2
         if keras.config.image_data_format() == "channels_last":
-            return (shape_low[0], *(None,) * ndim, shape_low[-1])
-        return (shape_low[0], shape_low[1], *(None,) * ndim)
+            return (batch, *(None,) * ndim, shape_low[-1])
+        return (batch, shape_low[1], *(None,) * ndim)
 
-    def build(self, input_shape):
+    def _check_input_shapes(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError(
                 "SourcePatches expects three inputs [x_low, x_high_ref, "
@@ -61,16 +65,16 @@ class SourcePatches(SamplePatches):
                 f"(B, {ndim + 1}) for x_low of shape {shape_low}, got "
                 f"{shape_ref}"
             )
-        super().build([shape_low, self._stand_in_high_shape(shape_low), shape_att])
+        stand_in = self._stand_in_high_shape(shape_low, shape_ref[0])
+        super()._check_input_shapes([shape_low, stand_in, shape_att])
 
     def patch_source(self, x_low, x_high_ref):
         return FromSources([x_low, ops.cast(x_high_ref, "int32")])
 
     def compute_output_shape(self, input_shape):
         shape_low, _, shape_att = input_shape
-        return super().compute_output_shape(
-            [shape_low, self._stand_in_high_shape(tuple(shape_low)), shape_att]
-        )
+        stand_in = self._stand_in_high_shape(tuple(shape_low), shape_low[0])
+        return super().compute_output_shape([shape_low, stand_in, shape_att])
 
     def _patch_dtype(self, x_low, x_high_ref):
         """Patches are read from the sources, which hold the dtype of

@@ -396,10 +396,11 @@ def test_bad_arguments_raise(rng):
         sample(2.0, a)
     with pytest.raises(ValueError, match="n_samples"):
         sample(0, a)
-    # The original library's `sample(n, attention, sample_space)` binds the
-    # tuple to `replace`: refused, not taken as truthy.
+    # A third positional argument that is neither a bool (`replace`) nor the
+    # original library's `sample_space` (tests/migration): refused, not
+    # taken as truthy.
     with pytest.raises(TypeError, match="`replace` must be a bool"):
-        sample(2, a.reshape(2, 2, 3), (2, 3))
+        sample(2, a.reshape(2, 2, 3), "yes")
     with pytest.raises(TypeError, match="use_logits"):
         sample(2, a, use_logits=1)
 

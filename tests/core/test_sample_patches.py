@@ -231,3 +231,136 @@ def test_layers_round_trip_through_their_config():
         keras.saving.serialize_keras_object(Expectation(replace=True))
     )
     assert expectation.replace is True
+
+
+# Batch sizes of [x_low, x_high, attention] that differ, and the message that
+# names the two sizes compared.
+BATCH_MISMATCHES = [
+    ((2, 3, 2), r"`x_high` must have the batch size of `x_low` \(2\), got 3"),
+    ((2, 1, 2), r"`x_high` must have the batch size of `x_low` \(2\), got 1"),
+    ((2, 2, 3), r"`attention` must have the batch size of `x_low` \(2\), got 3"),
+    ((3, 2, 2), r"`x_high` must have the batch size of `x_low` \(3\), got 2"),
+]
+
+
+def batch_of_inputs(batches, low=(8, 8), high=(32, 32)):
+    """Eager ``[x_low, x_high, attention]`` with the given batch sizes."""
+    b_low, b_high, b_att = batches
+    attention = np.full((b_att, *low), 1 / np.prod(low), dtype="float32")
+    return [
+        np.zeros((b_low, *low, 1), "float32"),
+        np.zeros((b_high, *high, 1), "float32"),
+        attention,
+    ]
+
+
+def sampling_model(high=(32, 32)):
+    """A model of one ``SamplePatches`` on inputs of unknown batch size."""
+    inputs = [keras.Input((8, 8, 1)), keras.Input((*high, 1)), keras.Input((8, 8))]
+    return keras.Model(inputs, SamplePatches(3, (4, 4), seed=0)(inputs))
+
+
+@pytest.mark.parametrize("batches,match", BATCH_MISMATCHES)
+def test_different_batch_sizes_are_refused_at_build_time(batches, match):
+    shapes = [(8, 8, 1), (32, 32, 1), (8, 8)]
+    inputs = [keras.Input(s, batch_size=b) for s, b in zip(shapes, batches)]
+    with pytest.raises(ValueError, match=match):
+        SamplePatches(3, (4, 4))(inputs)
+
+
+@pytest.mark.parametrize("batches,match", BATCH_MISMATCHES)
+def test_different_batch_sizes_are_refused_eagerly(batches, match):
+    """Refused on the first call (which builds the layer) and on any later
+    one, with a ValueError naming both sizes on every backend (PyTorch used
+    to pad with zeros, JAX to fail in vmap)."""
+    with pytest.raises(ValueError, match=match):
+        SamplePatches(3, (4, 4))(batch_of_inputs(batches))
+    layer = SamplePatches(3, (4, 4))
+    patches, _ = layer(batch_of_inputs((2, 2, 2)))
+    assert tuple(patches.shape) == (2, 3, 4, 4, 1)
+    with pytest.raises(ValueError, match=match):
+        layer(batch_of_inputs(batches))
+
+
+@pytest.mark.parametrize("batches,match", BATCH_MISMATCHES)
+def test_different_batch_sizes_are_refused_in_a_compiled_step(batches, match):
+    """In the model's compiled function the shapes traced first are those
+    of the data, so the check runs (Keras's ``predict`` refuses inputs of
+    different lengths itself; ``predict_on_batch`` does not)."""
+    with pytest.raises(ValueError, match=match):
+        sampling_model().predict_on_batch(batch_of_inputs(batches))
+
+
+def test_different_batch_sizes_in_a_graph_of_unknown_batch_size(backend):
+    """The documented limit: once a TensorFlow function is traced for any
+    batch size (here after two batch sizes), the sizes are unknown while
+    tracing, and the mismatch fails when the graph runs, in TensorFlow's
+    ops. JAX traces every shape and PyTorch runs eagerly: still refused."""
+    model = sampling_model()
+    for batch in (2, 5):
+        model.predict_on_batch(batch_of_inputs((batch, batch, batch)))
+    match = r"`x_high` must have the batch size of `x_low` \(2\), got 3"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            model.predict_on_batch(batch_of_inputs((2, 3, 2)))
+    else:
+        with pytest.raises(ValueError, match=match):
+            model.predict_on_batch(batch_of_inputs((2, 3, 2)))
+
+
+# x_high too small: [x_high's spatial shape, the message].
+SMALL_HIGH = [
+    (
+        (3, 32),
+        r"SamplePatches: `patch_size` must be at most the spatial shape of "
+        r"`x_high` \(3, 32\) on every axis, got \(4, 4\)",
+    ),
+    (
+        (32, 6),
+        r"SamplePatches: `x_high` must be at least as large as `x_low` \(8, 8\) "
+        r"on every spatial axis \(it is the high-resolution view\), got "
+        r"spatial shape \(32, 6\)",
+    ),
+]
+
+
+@pytest.mark.parametrize("high,match", SMALL_HIGH)
+def test_small_x_high_is_refused_at_build_time(high, match):
+    with pytest.raises(ValueError, match=match):
+        sampling_model(high)
+    inputs = [keras.Input((8, 8, 1)), keras.Input((None, None, 1)), keras.Input((8, 8))]
+    SamplePatches(3, (4, 4))(inputs)  # unknown sizes: checked when known
+
+
+@pytest.mark.parametrize("high,match", SMALL_HIGH)
+def test_small_x_high_is_refused_eagerly(high, match):
+    with pytest.raises(ValueError, match=match):
+        SamplePatches(3, (4, 4))(batch_of_inputs((2, 2, 2), high=high))
+    layer = SamplePatches(3, (4, 4))
+    layer(batch_of_inputs((2, 2, 2)))
+    with pytest.raises(ValueError, match=match):
+        layer(batch_of_inputs((2, 2, 2), high=high))
+    # As large as x_low and as the patch on an axis is fine.
+    patches, _ = SamplePatches(3, (8, 4))(batch_of_inputs((2, 2, 2), high=(8, 32)))
+    assert tuple(patches.shape) == (2, 3, 8, 4, 1)
+
+
+@pytest.mark.parametrize("high,match", SMALL_HIGH)
+def test_small_x_high_is_refused_in_a_compiled_step(high, match):
+    with pytest.raises(ValueError, match=match):
+        sampling_model((None, None)).predict_on_batch(
+            batch_of_inputs((2, 2, 2), high=high)
+        )
+
+
+def test_small_x_high_is_refused_channels_first():
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        inputs = [keras.Input((1, 8, 8)), keras.Input((1, 32, 3)), keras.Input((8, 8))]
+        with pytest.raises(ValueError, match=r"at most .* \(32, 3\) on every axis"):
+            SamplePatches(3, (4, 4))(inputs)
+    finally:
+        keras.config.set_image_data_format(previous)

@@ -240,7 +240,10 @@ def test_tiff_in_strips_is_refused(tmp_path, image):
 
 def test_patch_larger_than_the_slide(pyramid):
     source = TiffSource(pyramid, low_level=2)
-    with pytest.raises(SourceError, match=r"slide.tif.*\(600, 64\) is larger"):
+    with pytest.raises(
+        SourceError,
+        match=r"slide.tif: `patch_size` must be at most .*, got \(600, 64\)",
+    ):
         source.check_patch_size((600, 64))
 
 

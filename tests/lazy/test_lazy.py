@@ -312,6 +312,38 @@ def test_save_and_load(tmp_path):
     )
 
 
+def test_save_and_load_keeps_the_seed_state(tmp_path):
+    """The reloaded lazy model draws what the original would draw next."""
+    x_low, x_high, _ = toy_images(3)
+    _, classifier, _ = build(True)
+    sources = sources_for(x_low, x_high)  # alive while the models read them
+    inputs = [x_low, references(sources)]
+    first = classifier.predict(inputs, verbose=0)
+    assert not np.allclose(first, classifier.predict(inputs, verbose=0))
+    classifier.save(tmp_path / "lazy.keras")
+    loaded = keras.models.load_model(tmp_path / "lazy.keras")
+    for _ in range(2):
+        np.testing.assert_allclose(
+            loaded.predict(inputs, verbose=0),
+            classifier.predict(inputs, verbose=0),
+            rtol=1e-6,
+        )
+
+
+def test_batch_sizes_of_x_low_and_x_high_ref_are_checked():
+    x_low, x_high, _ = toy_images(3)
+    _, classifier, _ = build(True)
+    sources = sources_for(x_low, x_high)
+    refs = references(sources)
+    match = r"SourcePatches: `x_high_ref` must have the batch size of `x_low` \(3\)"
+    with pytest.raises(ValueError, match=match + ", got 2"):
+        classifier.predict_on_batch([x_low, refs[:2]])
+    layer = SourcePatches(N_PATCHES, PATCH)
+    attention = np.full((3, *LOW), 1 / np.prod(LOW), "float32")
+    with pytest.raises(ValueError, match=match + ", got 2"):
+        layer([x_low, refs[:2], attention])
+
+
 def test_closed_source_fails_clearly():
     x_low, x_high, _ = toy_images(2)
     _, classifier, _ = build(True)
@@ -325,7 +357,9 @@ def test_closed_source_fails_clearly():
 def test_source_sequence_checks_up_front():
     x_low, x_high, y = toy_images(3)
     sources = sources_for(x_low, x_high, ArraySource)
-    with pytest.raises(SourceError, match=r"image0.*\(80, 8\) is larger"):
+    with pytest.raises(
+        SourceError, match=r"image0: `patch_size` must be at most .*, got \(80, 8\)"
+    ):
         SourceSequence(sources, y, patch_size=(80, 8))
     odd = ArraySource(x_high[0], x_low[0, :8], name="odd")
     with pytest.raises(SourceError, match=r"odd: its low view has shape"):

@@ -1,5 +1,7 @@
 """Training-time random image augmentations."""
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -145,6 +147,8 @@ class ImagePan(_RandomImageLayer):
         vertically: Bool, translate along the height axis. Defaults to
             ``False``.
         mode: ``"nearest"`` (default, integer offsets) or ``"bilinear"``.
+            The original library's ``"NEAREST"`` and ``"BILINEAR"`` are
+            accepted with a ``DeprecationWarning``.
         seed: ``None`` or int, seed of the layer's ``SeedGenerator``.
         data_format: ``None``, ``"channels_last"`` or ``"channels_first"``.
             ``None`` means ``keras.config.image_data_format()``.
@@ -189,6 +193,14 @@ class ImagePan(_RandomImageLayer):
         self.pixels = checks.real("pixels", pixels, 0, where=where)
         self.horizontally = checks.boolean("horizontally", horizontally, where=where)
         self.vertically = checks.boolean("vertically", vertically, where=where)
+        if isinstance(mode, str) and mode.isupper() and mode.lower() in self._MODES:
+            warnings.warn(
+                f'{where}: mode="{mode}" is the original library\'s spelling; '
+                f'write mode="{mode.lower()}"',
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            mode = mode.lower()
         self.mode = checks.choice("mode", mode, self._MODES, where=where)
         self.data_format = checks.data_format("data_format", data_format, where=where)
         if not image_op_supports_jit("affine_transform", self.mode):
