@@ -21,6 +21,12 @@ Flags are spelled the same way in every command:
   continues it) and read by ``evaluate`` and ``visualize``;
 * ``--preset NAME`` picks a set of hyper-parameters that the flags
   override; ``--quiet`` turns progress bars off.
+
+An error the user can act on (a file that cannot be read or written, an
+argument that does not fit, a run in use by another process, a loss that
+became NaN) is one line ``ats: error: ...`` naming the file or argument,
+with exit status 1; Ctrl-C says what the run keeps and how to resume it,
+with exit status 130.
 """
 
 import argparse
@@ -279,8 +285,25 @@ def main(argv=None):
             f"imported with the {keras.backend.backend()} backend"
         )
     args = build_parser().parse_args(argv)
+    from ..training import NonFiniteError, RunLockedError
+
     try:
         return args.handler(args) or 0
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"ats: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # `ats.training.TrainingInterrupted` says what was saved.
+        print(f"ats: {interrupt or 'interrupted'}", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RunLockedError, NonFiniteError) as error:
+        print(f"ats: error: {_message(error)}", file=sys.stderr)
         return 1
+
+
+def _message(error):
+    """One line for the user: an ``OSError`` as ``file: problem``."""
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+        if error.filename is not None:
+            text = f"{error.filename}: {text}"
+    else:
+        text = str(error)
+    return " ".join(text.split())

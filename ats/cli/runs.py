@@ -108,10 +108,13 @@ def add_evaluate_command(commands, experiment):
     def run(args):
         from ..training.experiment import print_results
 
-        test = experiment().evaluate_run(
-            args.run_dir, args.data, verbose=0 if args.quiet else 1
+        # Printed before results.json is updated (which may fail).
+        experiment().evaluate_run(
+            args.run_dir,
+            args.data,
+            verbose=0 if args.quiet else 1,
+            on_result=print_results,
         )
-        print_results(test)
 
     parser.set_defaults(handler=run)
 

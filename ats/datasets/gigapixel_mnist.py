@@ -56,6 +56,7 @@ from ..data.tiff import TiffSource, import_tiff_libraries
 from ..lazy import SourceSequence
 from .megapixel_mnist import SPLITS, MegapixelMNIST, MegapixelMNISTConfig
 from .megapixel_mnist.rendering import stroke_pixels
+from .megapixel_mnist.storage import read_config
 
 __all__ = [
     "GigapixelMNISTConfig",
@@ -365,6 +366,10 @@ class GigapixelMNIST:
     def write(cls, directory, config, progress=True) -> GigapixelMNIST:
         """Generate a data set and write its TIFFs to ``directory``.
 
+        If ``directory`` already holds a data set of the same configuration,
+        it is reused; any other content (a different data set, other files)
+        raises ``FileExistsError`` and is left as it is.
+
         Args:
             directory: str or path-like, created if needed.
             config: a :class:`GigapixelMNISTConfig`.
@@ -376,6 +381,21 @@ class GigapixelMNIST:
         if not isinstance(config, GigapixelMNISTConfig):
             checks.fail("config", "a GigapixelMNISTConfig", config, error=TypeError)
         directory = Path(directory)
+        if (directory / _META).is_file():
+            existing = cls.load(directory)
+            if existing.config != config:
+                raise FileExistsError(
+                    f"{str(directory)!r} already holds a different data set "
+                    f"({existing.config}); choose another --out directory"
+                )
+            if progress:
+                print(f"reusing the data set in {directory}", flush=True)
+            return existing
+        if directory.exists() and any(directory.iterdir()):
+            raise FileExistsError(
+                f"{str(directory)!r} is not empty and holds no {_META}: "
+                "choose another --out directory (or an empty one)"
+            )
         description = MegapixelMNIST.generate(config.megapixel(), progress=False)
         description.save(directory / "description")
         data = cls(directory, config, description)
@@ -407,14 +427,12 @@ class GigapixelMNIST:
                 f"{meta_path}: no such file; is {directory} a Gigapixel "
                 "MNIST directory (written by `ats gigapixel make-data`)?"
             )
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{meta_path}: format_version must be "
-                f"{_FORMAT_VERSION}, got "
-                f"{meta.get('format_version')!r}"
-            )
-        config = GigapixelMNISTConfig(**meta["config"])
+        config = read_config(
+            meta_path,
+            GigapixelMNISTConfig,
+            _FORMAT_VERSION,
+            "a Gigapixel MNIST description",
+        )
         data = cls(directory, config, MegapixelMNIST.load(directory / "description"))
         missing = [str(f) for s in SPLITS for f in data.files(s) if not f.is_file()]
         if missing:

@@ -205,9 +205,13 @@ class Experiment(training.Experiment):
     title = "Gigapixel MNIST"
     command = "ats gigapixel train"
     config_class = TrainConfig
+    n_classes = 10
 
     def load_data(self, data_dir):
         return GigapixelMNIST.load(data_dir)
+
+    def labels(self, data, split):
+        return data.labels(split)
 
     def describe_data(self, data):
         config = data.config
@@ -261,7 +265,7 @@ class Experiment(training.Experiment):
             low_level=config.low_level,
             patch_level=config.patch_level,
             rows=rows,
-            workers=config.workers,
+            workers=config.batch_workers,
         )
         return distribute.even_batches(sequence, training_split)
 

@@ -270,9 +270,13 @@ class Experiment(training.Experiment):
     command = "ats mnist train"
     config_class = TrainConfig
     default_preset = DEFAULT_PRESET
+    n_classes = 10
 
     def load_data(self, data_dir):
         return MegapixelMNIST.load(data_dir)
+
+    def labels(self, data, split):
+        return data.split(split).labels
 
     def describe_data(self, data):
         config = data.config
@@ -307,6 +311,8 @@ class Experiment(training.Experiment):
         images, batch_size = data.split(split), config.batch_size
         if training_split and config.train_images is not None:
             images = images.subset(slice(0, config.train_images))
+        if not len(images):
+            return None
         if setup is not None:
             images = images.subset(setup.shard_slice(len(images), training_split))
             batch_size = setup.local_batch_size(batch_size)
@@ -319,8 +325,8 @@ class Experiment(training.Experiment):
             seed=config.seed,
             views=models.MODELS[config.model],
             cache=config.cache,
-            workers=config.workers,
-            max_queue_size=config.workers,
+            workers=config.batch_workers,
+            max_queue_size=config.batch_workers,
         )
         return distribute.even_batches(sequence, training_split)
 

@@ -1,7 +1,10 @@
 """Training runs of any attention-sampling experiment (no data set in here).
 
 * :class:`RunDirectory`: the files of a run (config, metrics, checkpoint,
-  results, report, pictures), all written atomically.
+  results, report, pictures), all written atomically, under a lock; the
+  errors :class:`RunFileError` (a file that cannot be read),
+  :class:`RunLockedError` (a run in use), :class:`NonFiniteError` (a loss
+  that became NaN), :class:`TrainingInterrupted` (Ctrl-C).
 * :func:`save_checkpoint`, :func:`load_checkpoint`: model and optimizer
   state (and sampling seeds) in one ``.npz``.
 * :func:`fit`: ``model.fit`` with per-epoch metrics, checkpoints and resume.
@@ -20,16 +23,26 @@ The experiments themselves, thin modules over this package, are in
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import deterministic_sampling, evaluate, has_sampling
-from .experiment import Experiment, draw_pictures, evaluate_run, train
+from .experiment import (
+    Experiment,
+    TrainingInterrupted,
+    draw_pictures,
+    evaluate_run,
+    train,
+)
 from .hyperparameters import TrainConfig, hyperparameter
 from .pictures import AttentionPictures, save_attention_figure, save_training_curves
 from .report import compare_runs, write_run_report
 from .resources import peak_memory_mb
-from .run import RunDirectory, atomic_write, write_json
-from .trainer import fit, metrics_row
+from .run import RunDirectory, RunFileError, RunLockedError, atomic_write, write_json
+from .trainer import NonFiniteError, fit, metrics_row
 
 __all__ = [
     "RunDirectory",
+    "RunFileError",
+    "RunLockedError",
+    "NonFiniteError",
+    "TrainingInterrupted",
     "atomic_write",
     "write_json",
     "save_checkpoint",

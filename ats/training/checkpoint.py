@@ -6,17 +6,60 @@ variable of its optimizer (moments, iteration count) and a JSON document with
 the training state (e.g. the epoch and the metrics so far). It is written
 atomically (:func:`ats.training.run.atomic_write`) and read back without
 pickle. Loading needs a model built and compiled the same way; mismatches
-raise ``ValueError`` naming the first differing variable.
+raise ``ValueError`` naming the first differing variable, and a file that is
+not a whole checkpoint (truncated, corrupt, another file in its place)
+:class:`ats.training.run.RunFileError` naming it.
 """
 
 import json
+import zipfile
+import zlib
 
 import numpy as np
 from keras import ops
 
-from .run import atomic_write
+from .run import RunFileError, atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "saved_epoch"]
+
+# What numpy raises on a truncated or corrupt archive or a missing array.
+_UNREADABLE = (zipfile.BadZipFile, EOFError, KeyError, OSError, zlib.error, ValueError)
+
+
+def _unreadable(path, error):
+    problem = {
+        KeyError: "an array is missing",
+        EOFError: "it is truncated",
+    }.get(type(error), "it is truncated or corrupt")
+    return RunFileError(
+        f"{path}: not a readable checkpoint ({problem}); the run "
+        "directory is left as it is: restore the file, or start a new run"
+    )
+
+
+def _open(path):
+    """The ``np.load`` of a checkpoint, refusing anything but an archive
+    (numpy's own error for other files suggests unpickling: never that)."""
+    if not zipfile.is_zipfile(path):
+        raise RunFileError(
+            f"{path}: not a checkpoint (not an .npz archive); the run directory "
+            "is left as it is: restore the file, or start a new run"
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except _UNREADABLE as error:
+        raise _unreadable(path, error) from None
+
+
+def saved_epoch(path):
+    """The epoch of the checkpoint in ``path``, or None if there is none
+    (or it cannot be read)."""
+    try:
+        with _open(path) as data:
+            return int(json.loads(str(data["state"]))["epoch"])
+    except (RunFileError, *_UNREADABLE, TypeError):
+        return None
+
 
 _GROUPS = ("model", "optimizer")
 
@@ -63,22 +106,42 @@ def load_checkpoint(path, model):
     Returns:
         The ``state`` dict that was saved.
     """
-    with np.load(path, allow_pickle=False) as data:
-        for group, variables in _variables(model).items():
-            saved_paths = [str(p) for p in data[f"{group}_paths"]]
-            if len(saved_paths) != len(variables):
-                raise ValueError(
-                    f"checkpoint {str(path)!r} holds {len(saved_paths)} "
-                    f"{group} variables but the model has {len(variables)}: "
-                    "it was saved from a differently configured model"
+    groups = _variables(model)
+    with _open(path) as data:
+        try:
+            return _restore(path, data, groups)
+        except _Mismatch:
+            raise
+        except _UNREADABLE as error:
+            raise _unreadable(path, error) from None
+
+
+class _Mismatch(ValueError):
+    """The checkpoint is whole but of another model."""
+
+
+def _restore(path, data, groups):
+    """Check every array of ``data`` against the variables, then assign."""
+    values = []
+    state = json.loads(str(data["state"]))
+    for group, variables in groups.items():
+        saved_paths = [str(p) for p in data[f"{group}_paths"]]
+        if len(saved_paths) != len(variables):
+            raise _Mismatch(
+                f"checkpoint {str(path)!r} holds {len(saved_paths)} "
+                f"{group} variables but the model has {len(variables)}: "
+                "it was saved from a differently configured model"
+            )
+        for i, v in enumerate(variables):
+            value = data[f"{group}_{i}"]
+            if tuple(value.shape) != tuple(v.shape):
+                raise _Mismatch(
+                    f"checkpoint {str(path)!r}: {group} variable {i} "
+                    f"({saved_paths[i]!r}) has shape {value.shape} but "
+                    f"the model's ({v.path!r}) has {tuple(v.shape)}"
                 )
-            for i, v in enumerate(variables):
-                value = data[f"{group}_{i}"]
-                if tuple(value.shape) != tuple(v.shape):
-                    raise ValueError(
-                        f"checkpoint {str(path)!r}: {group} variable {i} "
-                        f"({saved_paths[i]!r}) has shape {value.shape} but "
-                        f"the model's ({v.path!r}) has {tuple(v.shape)}"
-                    )
-                v.assign(value)
-        return json.loads(str(data["state"]))
+            values.append((v, value))
+    # Every array read and checked: a bad file leaves the model as it was.
+    for v, value in values:
+        v.assign(value)
+    return state

@@ -6,8 +6,11 @@ compile a model, and batch a split. :func:`train` then does what every run
 does, in this order:
 
 1. resolve the configuration (or read it back to ``resume``), open the
-   data, check, build the model and the batches, all before writing a file;
-2. write ``config.json``; fit with a row of ``metrics.csv``, a checkpoint
+   data, check it (labels among the classes, a training set), build the
+   model and the batches, run the model on a training image and read the
+   checkpoint to resume, all before writing a file;
+2. lock the run directory (:meth:`RunDirectory.lock`: a second process is
+   refused), write ``config.json``; fit with a row of ``metrics.csv``, a checkpoint
    and (when the experiment draws them) ``pictures/epoch_NNN.png`` after
    every epoch (:func:`ats.training.fit`);
 3. evaluate with sampled and with the most attended patches
@@ -18,6 +21,7 @@ does, in this order:
 checkpoint. :mod:`ats.experiments` holds the experiments.
 """
 
+import contextlib
 import os
 import platform
 import statistics
@@ -25,25 +29,36 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from .. import distribute
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, saved_epoch
 from .evaluation import evaluate
 from .hyperparameters import TrainConfig
 from .pictures import save_training_curves
 from .report import write_run_report
 from .resources import peak_memory_mb
-from .run import RunDirectory
-from .trainer import fit
+from .run import RunDirectory, RunFileError
+from .trainer import check_resumable, fit
 
 __all__ = [
     "Experiment",
+    "TrainingInterrupted",
     "train",
     "evaluate_run",
     "draw_pictures",
     "environment",
     "print_results",
 ]
+
+
+# The keys of config.json a run is resumed, evaluated or drawn from.
+_REQUIRED = ("train", "data_dir")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the message says what the run
+    directory keeps and how to resume it."""
 
 
 class Experiment:
@@ -59,6 +74,9 @@ class Experiment:
         config_class: its hyper-parameters, a :class:`TrainConfig` subclass.
         default_preset: the preset of a run without one (None: the
             experiment has no presets).
+        n_classes: the number of classes of a classification experiment
+            (its labels are checked to be in ``[0, n_classes)`` before
+            training), or None.
     """
 
     name = "experiment"
@@ -66,6 +84,7 @@ class Experiment:
     command = "train"
     config_class = TrainConfig
     default_preset = None
+    n_classes = None
 
     def load_data(self, data_dir):
         """Open the data set in ``data_dir``."""
@@ -88,6 +107,10 @@ class Experiment:
         """The ``PyDataset`` of ``split`` (``"train"`` or ``"test"``) this
         process feeds, or None when the split is empty."""
         raise NotImplementedError
+
+    def labels(self, data, split):
+        """The labels of ``split`` (checked against ``n_classes``), or None."""
+        return None
 
     def train_images(self, config, data):
         """The number of images in the training set a run uses (an epoch
@@ -115,9 +138,9 @@ class Experiment:
         """:func:`train` a run of this experiment."""
         return train(self, data_dir, run_dir, preset, **options)
 
-    def evaluate_run(self, run_dir, data_dir=None, verbose=1):
+    def evaluate_run(self, run_dir, data_dir=None, verbose=1, on_result=None):
         """:func:`evaluate_run` a run of this experiment."""
-        return evaluate_run(self, run_dir, data_dir, verbose)
+        return evaluate_run(self, run_dir, data_dir, verbose, on_result)
 
     def draw_pictures(self, run_dir, data_dir=None, images=None):
         """:func:`draw_pictures` of a run of this experiment."""
@@ -139,15 +162,86 @@ def environment():
     }
 
 
-def _resumed_config(experiment, saved, overrides):
+def _saved_config(experiment, run, saved):
+    """The ``TrainConfig`` of a run's ``config.json``, checked."""
+    if saved.get("experiment", experiment.name) != experiment.name:
+        raise RunFileError(
+            f"{run.config_path}: a run of {saved.get('title') or saved['experiment']}, "
+            f"not of {experiment.title}: use that experiment's command"
+        )
+    try:
+        return experiment.config_class.from_dict(saved["train"])
+    except (TypeError, ValueError) as error:
+        raise RunFileError(
+            f"{run.config_path}: its hyper-parameters are not valid ({error})"
+        ) from None
+
+
+def _resumed_config(experiment, run, saved, overrides):
     changed = {k for k, v in overrides.items() if v is not None} - {"epochs"}
     if changed:
         raise ValueError(
             f"cannot change {sorted(changed)} when resuming: the run "
             "keeps its saved configuration (only epochs may change)"
         )
-    config = experiment.config_class.from_dict(saved["train"])
-    return config.with_overrides(overrides)
+    return _saved_config(experiment, run, saved).with_overrides(overrides)
+
+
+def _check_labels(experiment, data, data_dir):
+    """Refuse labels outside ``[0, n_classes)`` before training."""
+    if experiment.n_classes is None:
+        return
+    for split in ("train", "test"):
+        labels = experiment.labels(data, split)
+        if labels is None or not len(labels):
+            continue
+        labels = np.asarray(labels)
+        bad = np.flatnonzero((labels < 0) | (labels >= experiment.n_classes))
+        if not np.issubdtype(labels.dtype, np.integer) or len(bad):
+            first = bad[0] if len(bad) else 0
+            raise ValueError(
+                f"{data_dir}: the {split} labels must be classes in [0, "
+                f"{experiment.n_classes}), got {labels[first]!r} (image {first})"
+            )
+
+
+def _first_of(batch):
+    """The first image of a batch's inputs (a tuple/list or an array)."""
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_first_of(x) for x in batch)
+    return batch[:1]
+
+
+def _try_model(model, train_data, config):
+    """Run ``model`` on the first training image: an argument that does not
+    fit the model (a patch smaller than the feature network's receptive
+    field, too many patches) fails here, before any file is written."""
+    inputs = train_data[0][0]
+    try:
+        model(_first_of(inputs), training=False)
+    except Exception as error:
+        message = str(error).strip().splitlines()
+        raise ValueError(
+            "the model cannot run on the training images with "
+            f"n_patches={config.n_patches}, patch_size={config.patch_size} "
+            f"({type(error).__name__}: {message[0] if message else ''}); "
+            "nothing was written"
+        ) from error
+
+
+def _interrupted(experiment, run, config):
+    epoch = saved_epoch(run.checkpoint_path) if run.has_checkpoint() else None
+    resume = f"`{experiment.command} --resume --run-dir {run.path}`"
+    if epoch is None:
+        kept = "no checkpoint yet (it was in its first epoch)"
+    else:
+        kept = (
+            f"the checkpoint and metrics of epoch {epoch} of {config.epochs} "
+            "(the epoch in progress is lost)"
+        )
+    return TrainingInterrupted(
+        f"interrupted: {run.path} keeps {kept}; resume with {resume}"
+    )
 
 
 def train(
@@ -191,24 +285,33 @@ def train(
     writes = setup.process_index == 0
     run = RunDirectory(run_dir)
     if resume:
-        saved = run.read_config()
-        config = _resumed_config(experiment, saved, overrides)
+        saved = run.read_config(_REQUIRED)
+        config = _resumed_config(experiment, run, saved, overrides)
+        check_resumable(run)
         data_dir = saved["data_dir"]
-    elif run.config_path.exists():
-        raise FileExistsError(
-            f"{str(run.path)!r} already holds a run: pass resume "
-            "(--resume) to continue it, or choose another run directory"
-        )
     else:
+        _refuse_existing(run)
         preset = preset or experiment.default_preset
         config = experiment.config(preset, **overrides)
     data = experiment.load_data(data_dir)
     experiment.check(config, data)
+    _check_labels(experiment, data, data_dir)
     keras.utils.set_random_seed(config.seed)
-    with setup.scope():
+    with setup.scope(), contextlib.ExitStack() as stack:
         net = experiment.build_model(config, data, setup)
         train_data = experiment.sequence(data, "train", config, setup)
         test_data = experiment.sequence(data, "test", config, setup)
+        if train_data is None:
+            raise ValueError(f"{data_dir}: the data set has no training images")
+        if setup.strategy == "none":
+            _try_model(net, train_data, config)
+        if writes:
+            stack.enter_context(run.lock())
+            if not resume:
+                _refuse_existing(run)  # again: another process may have begun
+        restored = None
+        if resume and run.has_checkpoint():
+            restored = load_checkpoint(run.checkpoint_path, net)
         if resume:
             saved.update(train=config.to_dict(), distribution=setup.describe())
         else:
@@ -233,32 +336,44 @@ def train(
             if writes
             else None
         )
-        history = fit(
-            net,
-            train_data,
-            test_data,
-            run,
-            config.epochs,
-            resume=resume,
-            on_epoch_end=pictures.epoch if pictures else None,
-            verbose=verbose if writes else 0,
-            writes=writes,
-            steps_per_epoch=config.steps_per_epoch,
-        )
-        results = _finish(
-            experiment,
-            saved,
-            (net, config, data, test_data),
-            history,
-            verbose if writes else 0,
-            time.perf_counter() - start,
-        )
-        if writes:
-            _write_results(experiment, run, results, history, pictures, verbose)
+        try:
+            history = fit(
+                net,
+                train_data,
+                test_data,
+                run,
+                config.epochs,
+                resume=resume,
+                on_epoch_end=pictures.epoch if pictures else None,
+                verbose=verbose if writes else 0,
+                writes=writes,
+                steps_per_epoch=config.steps_per_epoch,
+                restored=restored,
+            )
+            results = _finish(
+                experiment,
+                saved,
+                (net, config, data, test_data),
+                history,
+                verbose if writes else 0,
+                time.perf_counter() - start,
+            )
+            if writes:
+                _write_results(experiment, run, results, history, pictures, verbose)
+        except KeyboardInterrupt:
+            raise _interrupted(experiment, run, config) from None
     # Process 0's files are complete before any process goes on (e.g. to
     # resume or evaluate the run).
     setup.barrier()
     return results
+
+
+def _refuse_existing(run):
+    if run.config_path.exists():
+        raise FileExistsError(
+            f"{str(run.path)!r} already holds a run: pass resume "
+            "(--resume) to continue it, or choose another run directory"
+        )
 
 
 def _finish(experiment, saved, trained, history, verbose, seconds):
@@ -324,8 +439,8 @@ def print_results(test):
 def _load_run(experiment, run_dir, data_dir=None):
     """The run, its config, data set and compiled model from a checkpoint."""
     run = RunDirectory(run_dir)
-    saved = run.read_config()
-    config = experiment.config_class.from_dict(saved["train"])
+    saved = run.read_config(_REQUIRED)
+    config = _saved_config(experiment, run, saved)
     if not run.has_checkpoint():
         raise FileNotFoundError(
             f"run {str(run.path)!r} has no checkpoint yet: train it first "
@@ -337,16 +452,20 @@ def _load_run(experiment, run_dir, data_dir=None):
     return run, config, data, model
 
 
-def evaluate_run(experiment, run_dir, data_dir=None, verbose=1):
+def evaluate_run(experiment, run_dir, data_dir=None, verbose=1, on_result=None):
     """Evaluate a run's checkpoint again, with sampled and top-k patches.
 
-    Updates ``results.json`` (when the run has finished) and ``report.md``.
+    Updates ``results.json`` (when the run has finished) and ``report.md``,
+    under the run's lock (refused while another process trains it).
 
     Args:
         experiment: the run's :class:`Experiment`.
         run_dir: a run directory written by :func:`train`.
         data_dir: the data set, if it moved since training.
         verbose: 0 (silent) or 1 (progress bars).
+        on_result: optional callable ``(test) -> None`` called with the
+            result before any file is written (e.g. to print it even when
+            the run directory is read-only).
 
     Returns:
         ``{"sampled": {...}, "top_k": {...} or None}`` as
@@ -354,13 +473,16 @@ def evaluate_run(experiment, run_dir, data_dir=None, verbose=1):
         images.
     """
     run, config, data, model = _load_run(experiment, run_dir, data_dir)
+    results = run.read_results()
     test_data = experiment.sequence(data, "test", config)
     test = None if test_data is None else evaluate(model, test_data, verbose=verbose)
-    results = run.read_results()
+    if on_result is not None:
+        on_result(test)
     if results is not None:
-        results["test"] = test
-        run.write_results(results)
-        write_run_report(run)
+        with run.lock():
+            results["test"] = test
+            run.write_results(results)
+            write_run_report(run)
     return test
 
 

@@ -134,6 +134,9 @@ class TrainConfig:
         replace: sample patches with replacement.
         seed: seed of the weights' initialisation, shuffling and sampling.
         workers: threads preparing batches (``PyDataset(workers=...)``).
+        deterministic: read the batches in order, in the training thread
+            (``workers`` is then ignored), so that a run resumed after an
+            interruption repeats an uninterrupted one exactly.
         picture_images: indices of the test images drawn in the pictures.
     """
 
@@ -162,6 +165,11 @@ class TrainConfig:
         0, "seed of initialisation, shuffling and sampling", minimum=0
     )
     workers: int = hyperparameter(1, "threads preparing batches", minimum=1)
+    deterministic: bool = hyperparameter(
+        False,
+        "read batches in order in the training thread (workers ignored), so "
+        "that a resumed run repeats an uninterrupted one",
+    )
     picture_images: tuple = hyperparameter(
         (0, 1, 2), "test images drawn in the pictures", kind="indices"
     )
@@ -179,6 +187,12 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown {type(self).__name__} fields {sorted(unknown)}")
         return dataclasses.replace(self, **overrides)
+
+    @property
+    def batch_workers(self):
+        """The threads preparing batches: ``workers``, or 1 (batches in
+        order, in the training thread) when ``deterministic``."""
+        return 1 if self.deterministic else self.workers
 
     def to_dict(self):
         """The fields as a JSON-serialisable dict."""

@@ -5,17 +5,49 @@ run's ``metrics.csv`` (train and test loss and metrics, seconds spent),
 calls an optional per-epoch hook (e.g. to draw pictures) and writes a
 checkpoint atomically. With ``resume=True`` it restores the last checkpoint
 and continues with the next epoch, so a run killed at any moment loses at
-most the epoch in progress.
+most the epoch in progress. An epoch whose loss or metrics are not finite
+stops the run (:class:`NonFiniteError`) before its checkpoint: the run
+keeps its last finite epoch.
 """
 
+import contextlib
+import math
+import signal
+import threading
 import time
 
 import keras
 
 from .. import checks
 from .checkpoint import load_checkpoint, save_checkpoint
+from .run import RunFileError
 
-__all__ = ["fit", "metrics_row", "named_metrics"]
+__all__ = [
+    "NonFiniteError",
+    "check_resumable",
+    "fit",
+    "metrics_row",
+    "named_metrics",
+]
+
+
+class NonFiniteError(ArithmeticError):
+    """The loss (or a metric) of an epoch is NaN or infinite."""
+
+
+def check_resumable(run):
+    """Raise ``RunFileError`` if ``run`` cannot be resumed: it has finished
+    epochs (or results) but no checkpoint, so resuming would start over and
+    overwrite them."""
+    if not run.has_checkpoint() and run.has_finished_epochs():
+        done = len(run.read_metrics())
+        raise RunFileError(
+            f"{run.checkpoint_path}: missing, but {run.path} has "
+            f"{'results' if run.results_path.is_file() else 'metrics'} of "
+            f"{done} finished epoch(s): resuming would start over and "
+            "overwrite them; restore the checkpoint, or start a new run in "
+            "another directory"
+        )
 
 
 def named_metrics(logs, prefix=""):
@@ -85,6 +117,41 @@ def _summary(row):
     return ", ".join(parts)
 
 
+class _Interruption:
+    """Ctrl-C (SIGINT) during ``model.fit``, raised between steps.
+
+    Python's default handler raises ``KeyboardInterrupt`` wherever the main
+    thread is, also in places that swallow it (a finalizer, a callback of
+    the backend's runtime), and training then goes on. Within
+    :meth:`handling`, a first SIGINT is only recorded, and raised as
+    ``KeyboardInterrupt`` by :meth:`check` at the end of the step in
+    progress; a second one interrupts at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    @contextlib.contextmanager
+    def handling(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def check(self):
+        if self.requested:
+            self.requested = False
+            raise KeyboardInterrupt
+
+
 class _EpochRecorder(keras.callbacks.Callback):
     """Records metrics, runs the hook and checkpoints after every epoch."""
 
@@ -96,6 +163,13 @@ class _EpochRecorder(keras.callbacks.Callback):
         self.hook = on_epoch_end
         self.verbose = verbose
         self._start = self._test_start = None
+        self.interruption = _Interruption()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.interruption.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.interruption.check()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -111,6 +185,18 @@ class _EpochRecorder(keras.callbacks.Callback):
         row = metrics_row(
             epoch + 1, logs or {}, test_start - self._start, end - test_start
         )
+        bad = {k: v for k, v in row.items() if not math.isfinite(v)}
+        if bad:
+            kept = (
+                f"the checkpoint of epoch {epoch}"
+                if epoch and self.writes
+                else "no checkpoint"
+            )
+            values = ", ".join(f"{k} is {v}" for k, v in bad.items())
+            raise NonFiniteError(
+                f"epoch {epoch + 1}: {values}: training stopped (the run "
+                f"keeps {kept}); lower the learning rate or check the data"
+            )
         self.history.append(row)
         if self.hook is not None:
             self.hook(epoch + 1)
@@ -141,6 +227,7 @@ def fit(
     verbose=1,
     writes=True,
     steps_per_epoch=None,
+    restored=None,
 ):
     """Train ``model`` for ``epochs`` epochs, checkpointing every epoch.
 
@@ -158,7 +245,8 @@ def fit(
             ``train_data.on_epoch_end()`` is called once per finished epoch so
             that its shuffling continues as in an uninterrupted run. Without
             a checkpoint (a run interrupted in its first epoch) training
-            starts from the first epoch.
+            starts from the first epoch; a run with finished epochs but no
+            checkpoint is refused (``RunFileError``).
         on_epoch_end: optional callable ``(epoch) -> None`` called with the
             1-based number of every finished epoch, before its checkpoint.
         verbose: 0 (silent), 1 (progress bar and a line per epoch).
@@ -166,18 +254,26 @@ def fit(
             process but the first of a distributed run).
         steps_per_epoch: optional int, training steps per epoch (default:
             all of ``train_data``).
+        restored: with ``resume``, the state :func:`load_checkpoint` has
+            already restored into ``model`` (None: read the checkpoint).
 
     Returns:
         The list of metrics rows of all epochs (see :func:`metrics_row`).
+
+    Raises:
+        NonFiniteError: an epoch's loss or metrics are not finite (its
+            checkpoint and metrics are not written).
     """
     epochs = checks.integer("epochs", epochs, minimum=1, where="fit")
     history, initial_epoch = [], 0
+    if resume:
+        check_resumable(run)
     if resume and not run.has_checkpoint() and verbose:
         print(
             f"{run.path} has no checkpoint: starting from the first epoch", flush=True
         )
     if resume and run.has_checkpoint():
-        state = load_checkpoint(run.checkpoint_path, model)
+        state = restored or load_checkpoint(run.checkpoint_path, model)
         initial_epoch, history = state["epoch"], state["history"]
         # The checkpoint is the reference: drop rows of a later, lost epoch.
         if writes:
@@ -187,19 +283,20 @@ def fit(
         if verbose:
             print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
     if initial_epoch < epochs:
-        callbacks = [
-            _EpochRecorder(run, history, epochs, on_epoch_end, verbose, writes)
-        ]
+        recorder = _EpochRecorder(run, history, epochs, on_epoch_end, verbose, writes)
+        callbacks = [recorder]
         if verbose:
             # First, so that the bar of an epoch ends before its summary.
             callbacks.insert(0, keras.callbacks.ProgbarLogger())
-        model.fit(
-            train_data,
-            validation_data=test_data,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+        with recorder.interruption.handling():
+            model.fit(
+                train_data,
+                validation_data=test_data,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        recorder.interruption.check()
     return history

@@ -200,3 +200,40 @@ def test_cli_make_data_and_train(tmp_path, monkeypatch, capsys):
     )
     assert "gigapixel_mnist.json: no such file" in capsys.readouterr().err
     assert not (tmp_path / "missing").exists()
+
+
+def test_make_data_reuses_the_same_data_set_and_refuses_another(tmp_path, capsys):
+    from ats.cli import main
+
+    data = tmp_path / "data"
+    make = [
+        "gigapixel",
+        "make-data",
+        "--out",
+        str(data),
+        "--side",
+        "600",
+        "--base-side",
+        "300",
+        "--tile",
+        "128",
+        "--n-noise",
+        "2",
+    ]
+    assert main([*make, "--n-train", "3", "--n-test", "1"]) == 0
+    files = {p: p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()}
+    capsys.readouterr()
+    assert main([*make, "--n-train", "3", "--n-test", "1"]) == 0
+    assert "reusing the data set" in capsys.readouterr().out
+    # A different data set (fewer images: the old ones would be left over).
+    assert main([*make, "--n-train", "2", "--n-test", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"ats: error: {str(data)!r} already holds a different data set" in err
+    assert {p: p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file()} == files
+    # A directory holding something else is refused too.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main([*make, "--out", str(other), "--n-train", "1", "--n-test", "1"]) == 1
+    assert "is not empty and holds no gigapixel_mnist.json" in capsys.readouterr().err
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]

@@ -11,13 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .config import N_DIGITS, SPLITS, MegapixelMNISTConfig
+from .config import N_CLASSES, N_DIGITS, SPLITS, MegapixelMNISTConfig
 
-__all__ = ["DIGIT_ARRAYS", "FORMAT_VERSION", "SPLIT_ARRAYS", "read", "write"]
+__all__ = [
+    "DIGIT_ARRAYS",
+    "FORMAT_VERSION",
+    "SPLIT_ARRAYS",
+    "read",
+    "read_config",
+    "read_json",
+    "write",
+]
+
+_REMAKE = "make the data set again (`ats mnist make-data` or `ats gigapixel make-data`)"
 
 FORMAT_VERSION = 1
 """Version of the layout written by :func:`write`; :func:`read` refuses others."""
@@ -55,13 +67,13 @@ def read(directory: str | os.PathLike):
         ``(config, digits, splits)`` as the arguments of :func:`write`.
     """
     directory = Path(directory)
-    meta = json.loads((directory / "config.json").read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{directory / 'config.json'}: format_version must be "
-            f"{FORMAT_VERSION}, got {meta.get('format_version')!r}"
+    path = directory / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{directory}: no config.json: not a Megapixel MNIST data set "
+            "(written by `ats mnist make-data`)"
         )
-    config = MegapixelMNISTConfig(**meta["config"])
+    config = read_config(path, MegapixelMNISTConfig, FORMAT_VERSION)
     digits = _read_npz(directory / "digits.npz", DIGIT_ARRAYS)
     splits = {s: _read_npz(directory / f"{s}.npz", SPLIT_ARRAYS) for s in SPLITS}
     n_noise = config.n_noise if config.noise else 0
@@ -79,14 +91,80 @@ def read(directory: str | os.PathLike):
                     f"{directory / (name + '.npz')}: {key} must have shape "
                     f"{shape}, got {arrays[key].shape}"
                 )
+        _check_range(directory / f"{name}.npz", "labels", arrays["labels"], N_CLASSES)
+        _check_range(
+            directory / f"{name}.npz",
+            "digit_indices",
+            arrays["digit_indices"],
+            len(digits["pixels"]),
+        )
     return config, digits, splits
 
 
+def _check_range(path, key, values, stop):
+    """Refuse an array that is not of ints in ``[0, stop)``."""
+    if values.size and (
+        not np.issubdtype(values.dtype, np.integer)
+        or values.min() < 0
+        or values.max() >= stop
+    ):
+        bad = values.ravel()[~((values.ravel() >= 0) & (values.ravel() < stop))]
+        raise ValueError(
+            f"{path}: {key} must be ints in [0, {stop}), got "
+            f"{bad[0] if bad.size else values.dtype}; {_REMAKE}"
+        )
+
+
+def read_config(path, config_class, version, what="a data set's description"):
+    """The ``config_class`` of a description file ``{"format_version":
+    version, "config": {...}}``; ``ValueError`` naming the file if it is not
+    one."""
+    meta = read_json(path, what)
+    found = meta.get("format_version") if isinstance(meta, dict) else None
+    if found != version:
+        raise ValueError(f"{path}: format_version must be {version}, got {found!r}")
+    try:
+        return config_class(**meta["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: not a valid configuration ({error})") from None
+
+
+def read_json(path, what):
+    """The JSON document in ``path``; ``ValueError`` naming the file if it is
+    not one (``what``: what it should be, for the message)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = getattr(error, "msg", None) or "not UTF-8 text"
+        raise ValueError(
+            f"{path}: not {what} (invalid JSON: {problem}); {_REMAKE}"
+        ) from None
+
+
 def _read_npz(path, keys) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        missing = set(keys) - set(data.files)
-        if missing:
-            raise ValueError(
-                f"{path} must hold arrays {list(keys)}, missing {sorted(missing)}"
-            )
-        return {key: data[key] for key in keys}
+    """The arrays ``keys`` of ``path``, read without pickle; a missing,
+    truncated or corrupt file raises an error naming it (never numpy's
+    advice to unpickle)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file; {_REMAKE}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path}: not an .npz archive (truncated or corrupt); {_REMAKE}"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = set(keys) - set(data.files)
+            if missing:
+                raise ValueError(
+                    f"{path} must hold arrays {list(keys)}, missing "
+                    f"{sorted(missing)}; {_REMAKE}"
+                )
+            return {key: data[key] for key in keys}
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
+        raise ValueError(
+            f"{path}: truncated or corrupt ({type(error).__name__}); {_REMAKE}"
+        ) from None
+    except ValueError as error:
+        if str(error).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: truncated or corrupt ({error}); {_REMAKE}") from None
