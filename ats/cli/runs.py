@@ -106,7 +106,7 @@ def add_evaluate_command(commands, experiment):
     _quiet(parser)
 
     def run(args):
-        from ..training.experiment import print_results
+        from ..training.training_run import print_results
 
         # Printed before results.json is updated (which may fail).
         experiment().evaluate_run(

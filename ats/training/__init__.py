@@ -23,19 +23,15 @@ The experiments themselves, thin modules over this package, are in
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import deterministic_sampling, evaluate, has_sampling
-from .experiment import (
-    Experiment,
-    TrainingInterrupted,
-    draw_pictures,
-    evaluate_run,
-    train,
-)
+from .experiment import Experiment
 from .hyperparameters import TrainConfig, hyperparameter
 from .pictures import AttentionPictures, save_attention_figure, save_training_curves
 from .report import compare_runs, write_run_report
 from .resources import peak_memory_mb
 from .run import RunDirectory, RunFileError, RunLockedError, atomic_write, write_json
+from .saved_run import draw_pictures, evaluate_run
 from .trainer import NonFiniteError, fit, metrics_row
+from .training_run import TrainingInterrupted, train
 
 __all__ = [
     "RunDirectory",
