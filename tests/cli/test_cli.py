@@ -6,6 +6,7 @@ import sys
 
 import keras
 import pytest
+import tiny_run
 
 from ats.cli import build_parser, main
 
@@ -25,34 +26,8 @@ COMMANDS = [
     ["gigapixel", "evaluate"],
     ["gigapixel", "visualize"],
 ]
-TINY = [
-    "--width",
-    "100",
-    "--height",
-    "100",
-    "--scale",
-    "0.25",
-    "--no-noise",
-    "--n-train",
-    "16",
-    "--n-test",
-    "8",
-    "--seed",
-    "2",
-]
-TINY_TRAIN = [
-    "--epochs",
-    "1",
-    "--batch-size",
-    "8",
-    "--n-patches",
-    "2",
-    "--patch-size",
-    "30x30",
-    "--filters",
-    "4",
-    "--quiet",
-]
+TINY = tiny_run.DATA
+TINY_TRAIN = [*tiny_run.TRAIN, "--quiet"]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

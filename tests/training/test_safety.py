@@ -17,6 +17,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import tiny_run
 
 from ats.cli import main
 from ats.experiments import megapixel_mnist as experiment
@@ -32,36 +33,8 @@ from ats.training import (
 )
 
 BACKEND = keras.backend.backend()
-TINY_DATA = [
-    "--width",
-    "100",
-    "--height",
-    "100",
-    "--scale",
-    "0.25",
-    "--no-noise",
-    "--n-train",
-    "16",
-    "--n-test",
-    "8",
-    "--seed",
-    "2",
-]
-TINY_TRAIN = [
-    "--epochs",
-    "1",
-    "--batch-size",
-    "8",
-    "--n-patches",
-    "2",
-    "--patch-size",
-    "30x30",
-    "--filters",
-    "4",
-    "--picture-images",
-    "0",
-    "--quiet",
-]
+TINY_DATA = tiny_run.DATA
+TINY_TRAIN = [*tiny_run.TRAIN, "--picture-images", "0", "--quiet"]
 
 
 @pytest.fixture(scope="module")
