@@ -9,9 +9,12 @@
    pre-extracted patches (``overhead.{json,md}``).
 3. ``extract_patches``: patch extraction against a numpy slice copy
    (``extract_patches.{json,md}``).
+4. ``mixed_sizes``: a training step on a batch of images of mixed sizes
+   (one bucket) against one on same-size images with the same number of
+   pixels (``mixed_sizes.{json,md}``).
 
 Each on every backend asked for (JAX, PyTorch, TensorFlow by default), each
-measurement in a fresh process. ``summary.md`` gathers the three tables, the
+measurement in a fresh process. ``summary.md`` gathers their tables, the
 goals and the machine's description; ``summary.json`` the run's settings
 and duration. The exit status is 1 if a configuration failed (its process
 died), after the results are written.
@@ -24,6 +27,7 @@ import time
 import ats_vs_cnn
 import command_line
 import extract_patches
+import mixed_sizes
 import overhead
 import reporting
 
@@ -31,6 +35,7 @@ BENCHMARKS = {
     "ats_vs_cnn": ats_vs_cnn,
     "overhead": overhead,
     "extract_patches": extract_patches,
+    "mixed_sizes": mixed_sizes,
 }
 
 
@@ -68,6 +73,11 @@ def summary(payloads, seconds, command):
         parts += [
             f"## {extract_patches.TITLE}",
             extract_patches.summary_table(payloads["extract_patches"]),
+        ]
+    if "mixed_sizes" in payloads:
+        parts += [
+            f"## {mixed_sizes.TITLE} (goal <= {mixed_sizes.GOAL_RATIO:.2f})",
+            mixed_sizes.summary_table(payloads["mixed_sizes"]),
         ]
     return "\n\n".join(parts)
 

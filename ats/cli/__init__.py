@@ -47,7 +47,7 @@ __all__ = [
     "distribution_setup",
 ]
 
-GROUPS = ("mnist", "gigapixel")
+GROUPS = ("your_data", "mnist", "gigapixel", "datasets")
 """The modules of ``ats.cli`` that register a group of commands."""
 
 BACKENDS = ("jax", "torch", "tensorflow")
@@ -144,6 +144,8 @@ def _flag_options(field, show_default):
         options.update(choices=spec["choices"])
     elif spec["kind"] == "pair":
         options.update(type=patch_size, metavar="HxW")
+    elif spec["kind"] == "text":
+        options.update(metavar="TEXT")
     else:
         options.update(type=int, nargs="+", metavar="I")
     if show_default:
@@ -299,11 +301,15 @@ def main(argv=None):
 
 
 def _message(error):
-    """One line for the user: an ``OSError`` as ``file: problem``."""
+    """One line for the user: an ``OSError`` as ``file: problem``; an error
+    that lists several problems (``ats.data.ManifestError``) keeps a line
+    per problem."""
     if isinstance(error, OSError) and error.strerror:
         text = error.strerror
         if error.filename is not None:
             text = f"{error.filename}: {text}"
     else:
         text = str(error)
+    if getattr(error, "problems", None):
+        return "\n".join(" ".join(line.split()) for line in text.splitlines())
     return " ".join(text.split())

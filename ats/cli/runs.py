@@ -24,18 +24,19 @@ def _quiet(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_train_command(commands, experiment, description):
+def add_train_command(commands, experiment, description, name="train"):
     """Add ``train``: a new run into ``--run-dir`` (or ``--resume`` it).
 
     Args:
         commands: the group's ``add_subparsers()`` object.
         experiment: callable returning the experiment module.
         description: str, the text of ``train --help``.
+        name: str, the command's name.
     """
     module = experiment()
     presets = getattr(module, "PRESETS", None)
     parser = commands.add_parser(
-        "train", help="train a model into a run directory", description=description
+        name, help="train a model into a run directory", description=description
     )
     parser.add_argument(
         "--run-dir",
@@ -43,7 +44,9 @@ def add_train_command(commands, experiment, description):
         help="the run's directory (must not hold a run, unless --resume)",
     )
     parser.add_argument(
-        "--data", help="the data set directory (required unless --resume)"
+        "--data",
+        help=getattr(module, "DATA_HELP", "the data set directory")
+        + " (required unless --resume)",
     )
     if presets:
         default = module.DEFAULT_PRESET
@@ -92,12 +95,13 @@ def add_train_command(commands, experiment, description):
     parser.set_defaults(handler=run)
 
 
-def add_evaluate_command(commands, experiment):
+def add_evaluate_command(commands, experiment, description=None):
     """Add ``evaluate``: the test error of a run's checkpoint."""
     parser = commands.add_parser(
         "evaluate",
         help="test error of a run's checkpoint",
-        description="Evaluate a run's last checkpoint on the test set, with "
+        description=description
+        or "Evaluate a run's last checkpoint on the test set, with "
         "sampled patches and with the most attended patches "
         "(top n_patches), and update its results and report.",
     )

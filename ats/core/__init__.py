@@ -6,7 +6,9 @@ The recommended entry point is ``attention_sampling``; ``SamplePatches`` and
 on tensors that they are built from. ``MultiResolutionBatch`` is the
 interface ``SamplePatches`` reads patches through (``FromTensors`` for
 tensors in memory); ``TotalReshape`` and ``ActivityRegularizer`` are the
-small layers the builder uses; ``seeds`` makes draws differ across the
+small layers the builder uses; ``RestrictAttention`` restricts the
+attention to each data point's support (images of different sizes padded
+to one batch, foreground masks); ``seeds`` makes draws differ across the
 replicas of a distributed run.
 """
 
@@ -17,6 +19,7 @@ from .from_tensors import FromTensors
 from .multi_resolution import MultiResolutionBatch
 from .sample_patches import SamplePatches
 from .sampling import sample
+from .support import RestrictAttention
 from .total_reshape import TotalReshape
 
 __all__ = [
@@ -30,4 +33,5 @@ __all__ = [
     "FromTensors",
     "TotalReshape",
     "ActivityRegularizer",
+    "RestrictAttention",
 ]

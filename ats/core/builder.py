@@ -10,6 +10,7 @@ from .activity_regularizer import ActivityRegularizer
 from .expectation import Expectation
 from .from_tensors import FromTensors
 from .sample_patches import SamplePatches
+from .support import RestrictAttention
 from .total_reshape import TotalReshape
 
 
@@ -51,7 +52,15 @@ def attention_sampling(
 
     Returns:
         An ``AttentionSampling`` callable
-        ``([x_low, x_high]) -> [expected_features, attention, patches]``.
+        ``([x_low, x_high]) -> [expected_features, attention, patches]``,
+        also callable on ``[x_low, x_high, support]``: ``support`` ``(B,
+        *L)`` marks the low-resolution pixels of each data point that may be
+        sampled (> 0.5: e.g. 1 inside an image padded to the batch's shape
+        and inside its foreground mask, 0 elsewhere); the attention is then
+        restricted to the cells whose centre lies on the support
+        (``ats.core.RestrictAttention`` with ``receptive_field``) before the
+        regularizer and the sampling, and the returned attention map is the
+        restricted one.
 
     Example:
         >>> import keras
@@ -136,18 +145,26 @@ class AttentionSampling(keras.layers.Layer):
         self.sample_patches = self.sample_patches_class(
             n_patches, self.patch_size, receptive_field, replace, seed=seed
         )
+        self.restrict = RestrictAttention(receptive_field)
         self.expectation = Expectation(replace)
         # Nothing of its own to build: its parts build on their first call.
         self.built = True
 
     def __call__(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+        if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
             raise ValueError(
-                "attention_sampling(...) must be called on [x_low, x_high], "
-                f"got {type(inputs).__name__}"
+                "attention_sampling(...) must be called on [x_low, x_high] or "
+                "[x_low, x_high, support], got "
+                + (
+                    f"a list of {len(inputs)}"
+                    if isinstance(inputs, (list, tuple))
+                    else type(inputs).__name__
+                )
             )
-        x_low, x_high = inputs
+        x_low, x_high = inputs[:2]
         attention_map = self.attention(x_low)
+        if len(inputs) == 3:
+            attention_map = self.restrict([attention_map, inputs[2]])
         if self.regularizer is not None:
             attention_map = self.regularizer(attention_map)
         patches, sampled_attention = self.sample_patches([x_low, x_high, attention_map])

@@ -6,14 +6,25 @@ from keras import ops
 from .expectation import expected
 from .sample_patches import SamplePatches
 from .sampling import sample
+from .support import RestrictAttention
 
 
 def inspect_step(
-    sampler, attention, feature, head, x_low, x_high, deterministic=False, seed=None
+    sampler,
+    attention,
+    feature,
+    head,
+    x_low,
+    x_high,
+    deterministic=False,
+    seed=None,
+    support=None,
 ):
     """Run the parts of an attention-sampling model one after the other.
 
-    The sampling of ``ats.core.sample`` (or the most attended positions),
+    The attention network (restricted to ``support`` if one is given, as
+    ``attention_sampling(...)([x_low, x_high, support])`` restricts it), the
+    sampling of ``ats.core.sample`` (or the most attended positions),
     the patch placement of ``SamplePatches.patch_corners``, the read through
     the sampler's own source (tensors in memory, or host sources for
     ``ats.lazy``), the feature network, the unbiased expectation and the
@@ -32,9 +43,14 @@ def inspect_step(
         deterministic: bool, take the most attended positions in decreasing
             order instead of sampling.
         seed: int or None, the seed of the sampling.
+        support: optional ``(B, *low)`` support of the low views (> 0.5:
+            may be sampled); the attention is restricted to it by
+            ``RestrictAttention(sampler.receptive_field)``. None: no
+            restriction.
 
     Returns:
-        A dict of numpy arrays: ``attention`` ``(B, *S)``, ``corners``
+        A dict of numpy arrays: ``attention`` ``(B, *S)`` (restricted to
+        ``support`` if given), ``corners``
         ``(B, N, ndim)`` top-left corners of the patches in ``x_high``'s
         pixels (negative near the border), ``patches`` ``(B, N, *patch, C)``,
         ``sampled_attention`` ``(B, N)`` and ``outputs`` (the head's).
@@ -63,6 +79,10 @@ def inspect_step(
     x_low = ops.convert_to_tensor(x_low)
     x_high = ops.convert_to_tensor(x_high)
     attention_map = attention(x_low)
+    if support is not None:
+        attention_map = RestrictAttention(sampler.receptive_field)(
+            [attention_map, ops.convert_to_tensor(support, "float32")]
+        )
     positions, sampled = sample(
         sampler.n_patches,
         attention_map,

@@ -13,6 +13,16 @@ that the library's ``PyDataset`` s share.
 """
 
 from ..core import FromTensors, MultiResolutionBatch
+from .files import ImageInfo, ImageSource, open_image, probe_image
+from .manifest import (
+    Checked,
+    Manifest,
+    ManifestError,
+    ManifestRow,
+    check_manifest,
+    read_manifest,
+)
+from .masks import load_mask, otsu_mask
 from .ordering import ShuffledSequence
 from .slide import SlideSource
 from .sources import ArraySource, PatchReadError, PatchSource, SourceError, get_source
@@ -29,4 +39,16 @@ __all__ = [
     "SourceError",
     "get_source",
     "ShuffledSequence",
+    "ImageInfo",
+    "ImageSource",
+    "open_image",
+    "probe_image",
+    "otsu_mask",
+    "load_mask",
+    "read_manifest",
+    "check_manifest",
+    "Manifest",
+    "ManifestRow",
+    "ManifestError",
+    "Checked",
 ]

@@ -173,13 +173,39 @@ class PatchSource:
         """The spatial shape of the patch level."""
         return self.shape[:-1]
 
-    def reference(self):
+    def reference(self, low_shape=None):
         """The row a model reads this source by: ``[id, *spatial_shape]``.
 
+        With ``low_shape``, the *wide* row ``[id, *spatial_shape,
+        *low_shape]``: a model that batches low views of different shapes
+        (padded to a common one, ``ats.lazy.BucketedSequence``) maps
+        positions to this image's pixels with its own scale ``spatial_shape
+        / low_shape``.
+
+        Args:
+            low_shape: optional tuple of ``ndim`` positive ints, the spatial
+                shape of the image's own (unpadded) low view.
+
         Returns:
-            ``(1 + ndim,)`` int32 array.
+            ``(1 + ndim,)`` int32 array, or ``(1 + 2 * ndim,)`` with
+            ``low_shape``.
+
+        Example:
+            >>> import numpy as np
+            >>> from ats.data import ArraySource
+            >>> source = ArraySource(np.zeros((40, 60, 1)), low=np.zeros((4, 6, 1)))
+            >>> source.reference(source.low_shape[:-1])[1:].tolist()
+            [40, 60, 4, 6]
         """
-        return np.asarray([self.id, *self.spatial_shape], dtype=np.int32)
+        if low_shape is None:
+            return np.asarray([self.id, *self.spatial_shape], dtype=np.int32)
+        low_shape = checks.int_tuple(
+            "low_shape",
+            low_shape,
+            length=len(self.spatial_shape),
+            where=f"{self.name}: reference",
+        )
+        return np.asarray([self.id, *self.spatial_shape, *low_shape], dtype=np.int32)
 
     def check_patch_size(self, patch_size):
         """Raise ``SourceError`` unless ``patch_size`` fits in the image.

@@ -216,12 +216,13 @@ def make_data(preset, out, progress=True, **overrides):
 
 def compile_classifier(model, config):
     """Compile ``model`` with Adam (``config.learning_rate``,
-    ``config.clipnorm``), sparse categorical cross-entropy and an
-    ``"accuracy"`` metric (weighted, so that the padded evaluation batches of
-    ``ats.distribute.EvenBatches`` count real images only)."""
+    ``config.clipnorm``), sparse categorical cross-entropy averaged over
+    the sample weights and an ``"accuracy"`` metric (weighted), so that the
+    padding rows of a batch (``ats.distribute.EvenBatches``,
+    ``ats.lazy.BucketedSequence``: weight 0) count for nothing."""
     model.compile(
         keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
-        "sparse_categorical_crossentropy",
+        keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     return model

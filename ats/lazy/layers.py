@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from ..core import AttentionSampling, SamplePatches
+from ..core.sampling import _exponential, _race_keys, unravel_positions
 from .from_sources import FromSources
 from .host_call import host_call_supports_jit
 
@@ -22,9 +23,16 @@ class SourcePatches(SamplePatches):
     model's step. So the positions a step reads are drawn from the attention
     that the same step computes and differentiates.
 
+    ``x_high_ref`` may also hold wide rows ``[source id, *spatial shape,
+    *own low shape]`` (``PatchSource.reference(low_shape)``, as
+    ``BucketedSequence`` yields them): ``x_low`` then holds each image's low
+    view zero-padded to the batch's shape, and positions map to each
+    image's pixels with its own scale ``spatial shape / own low shape``
+    (``FromSources``).
+
     Input:
-        ``[x_low (B, *L, C), x_high_ref (B, 1 + ndim) int32, attention
-        (B, *S)]``.
+        ``[x_low (B, *L, C), x_high_ref (B, 1 + ndim) or (B, 1 + 2 * ndim)
+        int32, attention (B, *S)]``.
 
     Returns:
         ``[patches, sampled_attention]``: ``(B, N, *patch_size, C)`` (or
@@ -59,14 +67,30 @@ class SourcePatches(SamplePatches):
             )
         shape_low, shape_ref, shape_att = (tuple(s) for s in input_shape)
         ndim = len(shape_low) - 2
-        if len(shape_ref) != 2 or shape_ref[1] not in (None, ndim + 1):
+        if len(shape_ref) != 2 or shape_ref[1] not in (None, ndim + 1, 2 * ndim + 1):
             raise ValueError(
                 "SourcePatches: `x_high_ref` must have shape (B, 1 + ndim) = "
-                f"(B, {ndim + 1}) for x_low of shape {shape_low}, got "
+                f"(B, {ndim + 1}), or (B, 1 + 2 * ndim) = (B, {2 * ndim + 1}) "
+                f"for wide rows, for x_low of shape {shape_low}, got "
                 f"{shape_ref}"
             )
         stand_in = self._stand_in_high_shape(shape_low, shape_ref[0])
         super()._check_input_shapes([shape_low, stand_in, shape_att])
+
+    def call(self, inputs):
+        x_low, x_high_ref, attention = inputs
+        if None not in tuple(attention.shape[1:]):
+            return super().call(inputs)
+        # Spatial extents known only when the step runs: TensorFlow relaxes
+        # a step's signature to (B, None, None, C) once it has seen low views
+        # of several shapes (BucketedSequence's buckets), while
+        # ``ats.core.sample`` and ``SamplePatches.call`` read the static
+        # shape. Same draws, on the flattened attention.
+        extents = _extents(attention)
+        positions, sampled_attention = _sample_flat(self, attention, extents)
+        corners = self.patch_corners(x_low, x_high_ref, extents, positions)
+        patches = self.patch_source(x_low, x_high_ref).read(corners, self.patch_size, 1)
+        return [patches, sampled_attention]
 
     def patch_source(self, x_low, x_high_ref):
         return FromSources([x_low, ops.cast(x_high_ref, "int32")])
@@ -80,6 +104,44 @@ class SourcePatches(SamplePatches):
         """Patches are read from the sources, which hold the dtype of
         ``x_low`` (the sequence serves both in one dtype)."""
         return x_low.dtype
+
+
+def _extents(x):
+    """The spatial extents of ``(B, *S)`` ``x``: ints where known statically,
+    scalar tensors otherwise."""
+    static, dynamic = tuple(x.shape), ops.shape(x)
+    return tuple(
+        dynamic[axis] if static[axis] is None else static[axis]
+        for axis in range(1, len(static))
+    )
+
+
+def _sample_flat(layer, attention, extents):
+    """``ats.core.sample`` with ``layer``'s settings on an attention whose
+    spatial extents are scalar tensors (``extents``): the same exponential
+    race (or top-k) over the flattened positions."""
+    attention = ops.cast(attention, "float32")
+    flat = ops.reshape(attention, (ops.shape(attention)[0], -1))
+    probabilities = ops.softmax(flat, axis=-1) if layer.use_logits else flat
+    keys = ops.stop_gradient(flat)
+    n = layer.n_patches
+    if layer.deterministic:
+        indices = ops.top_k(keys, n, sorted=True)[1]
+    elif layer.replace:
+        shape = (ops.shape(flat)[0], n, ops.shape(flat)[1])
+        noise = _exponential(shape, layer.seed_generator)
+        indices = ops.argmax(
+            _race_keys(keys[:, None, :], noise, layer.use_logits), axis=-1
+        )
+    else:
+        noise = _exponential(ops.shape(flat), layer.seed_generator)
+        indices = ops.top_k(_race_keys(keys, noise, layer.use_logits), n, sorted=True)[
+            1
+        ]
+    indices = ops.cast(indices, "int32")
+    sampled_attention = ops.take_along_axis(probabilities, indices, axis=1)
+    extents = tuple(ops.cast(extent, "int32") for extent in extents)
+    return unravel_positions(indices, extents), sampled_attention
 
 
 class LazyAttentionSampling(AttentionSampling):
@@ -121,7 +183,14 @@ def lazy_attention_sampling(
         A ``LazyAttentionSampling`` callable ``([x_low, x_high_ref]) ->
         [expected_features, attention, patches]``, where ``x_high_ref`` is
         ``(B, 1 + ndim)`` int32 (``PatchSource.reference()`` rows, as
-        ``SourceSequence`` yields them).
+        ``SourceSequence`` yields them). For images of different sizes it is
+        called on ``[x_low, x_high_ref, support]`` as ``BucketedSequence``
+        yields them: low views zero-padded to the batch's shape, wide
+        ``(B, 1 + 2 * ndim)`` rows (each image's own scale) and ``(B, *L)``
+        supports; the attention is restricted to each image's support
+        (``ats.core.RestrictAttention``) before it is sampled, so no patch is
+        centred outside an image or its mask, and an image's attention and
+        patches do not depend on what it is batched with.
 
     Example:
         >>> import keras
@@ -144,6 +213,23 @@ def lazy_attention_sampling(
         >>> images = np.random.default_rng(0).random((4, 128, 128, 1), "float32")
         >>> sources = [ArraySource(x, low=x[::8, ::8]) for x in images]
         >>> model.predict(SourceSequence(sources, batch_size=2), verbose=0).shape
+        (4, 2)
+
+        Images of different sizes, batched by ``BucketedSequence``:
+
+        >>> from ats.lazy import BucketedSequence
+        >>> x_low = keras.Input((None, None, 1))
+        >>> x_high_ref = keras.Input((5,), dtype="int32")
+        >>> support = keras.Input((None, None))
+        >>> features, _, _ = lazy_attention_sampling(
+        ...     attention_net, feature_net, patch_size=(16, 16),
+        ...     n_patches=4)([x_low, x_high_ref, support])
+        >>> model = keras.Model([x_low, x_high_ref, support],
+        ...                     keras.layers.Dense(2)(features))
+        >>> sources = [ArraySource(x, low=x[::8, ::8]) for x in
+        ...            (images[0], images[1, :96, :64], images[2, :64])]
+        >>> batches = BucketedSequence(sources, batch_size=2)
+        >>> model.predict(batches, verbose=0).shape
         (4, 2)
     """
     return LazyAttentionSampling(

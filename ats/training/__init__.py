@@ -22,8 +22,10 @@ The experiments themselves, thin modules over this package, are in
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .classification import classification_metrics, mean_metrics, metrics_markdown
 from .evaluation import deterministic_sampling, evaluate, has_sampling
 from .experiment import Experiment
+from .heatmaps import save_gallery, save_heatmap
 from .hyperparameters import TrainConfig, hyperparameter
 from .pictures import AttentionPictures, save_attention_figure, save_training_curves
 from .report import compare_runs, write_run_report
@@ -58,6 +60,11 @@ __all__ = [
     "save_attention_figure",
     "save_training_curves",
     "peak_memory_mb",
+    "classification_metrics",
+    "mean_metrics",
+    "metrics_markdown",
+    "save_heatmap",
+    "save_gallery",
     "write_run_report",
     "compare_runs",
 ]

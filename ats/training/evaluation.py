@@ -17,7 +17,7 @@ import time
 from .. import checks
 from ..backends.keras_internals import flatten_layers
 from ..core import SamplePatches
-from .trainer import named_metrics
+from .trainer import named_metrics, progress_bars
 
 __all__ = ["deterministic_sampling", "has_sampling", "evaluate"]
 
@@ -68,7 +68,7 @@ def deterministic_sampling(model):
 
 def _evaluate_once(model, data, verbose):
     start = time.perf_counter()
-    logs = model.evaluate(data, verbose=verbose, return_dict=True)
+    logs = model.evaluate(data, verbose=progress_bars(verbose), return_dict=True)
     return {**named_metrics(logs), "seconds": time.perf_counter() - start}
 
 

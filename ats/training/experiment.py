@@ -77,6 +77,13 @@ class Experiment:
         process feeds, or None when the split is empty."""
         raise NotImplementedError
 
+    def validation_split(self, data):
+        """The split evaluated after every epoch (``metrics.csv``'s
+        ``test_*`` columns): ``"test"``, or e.g. ``"val"`` for a data set
+        that has a validation split (the test split is then evaluated once,
+        at the end)."""
+        return "test"
+
     def labels(self, data, split):
         """The labels of ``split`` (checked against ``n_classes``), or None."""
         return None

@@ -27,9 +27,10 @@ from .. import checks
 
 __all__ = ["KINDS", "TrainConfig", "hyperparameter", "hyperparameters"]
 
-KINDS = ("int", "real", "bool", "choice", "pair", "indices")
+KINDS = ("int", "real", "bool", "choice", "pair", "indices", "text")
 """What a field accepts: ``pair`` is ``(height, width)`` of ints >= 1
-(``HEIGHTxWIDTH`` on the command line), ``indices`` a tuple of ints >= 0."""
+(``HEIGHTxWIDTH`` on the command line), ``indices`` a tuple of ints >= 0,
+``text`` a non-empty string (e.g. a name or a file)."""
 
 
 def hyperparameter(
@@ -82,6 +83,8 @@ def _kind_of(default, choices):
         return "real"
     if isinstance(default, tuple) and len(default) == 2:
         return "pair"
+    if isinstance(default, str):
+        return "text"
     raise ValueError(
         f"hyperparameter: cannot tell the kind of the default {default!r}; "
         f"pass kind= (one of {list(KINDS)})"
@@ -113,6 +116,10 @@ def _checked(field, value):
         return checks.choice(name, value, spec["choices"])
     if kind == "pair":
         return checks.int_tuple(name, value, length=2)
+    if kind == "text":
+        if not isinstance(value, str) or not value:
+            checks.fail(name, "a non-empty string", value)
+        return value
     return tuple(checks.integer(name, i, minimum=0) for i in value)
 
 

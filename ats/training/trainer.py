@@ -13,6 +13,7 @@ keeps its last finite epoch.
 import contextlib
 import math
 import signal
+import sys
 import threading
 import time
 
@@ -23,6 +24,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .run import RunFileError
 
 __all__ = [
+    "progress_bars",
     "NonFiniteError",
     "check_resumable",
     "fit",
@@ -48,6 +50,22 @@ def check_resumable(run):
             "overwrite them; restore the checkpoint, or start a new run in "
             "another directory"
         )
+
+
+def progress_bars(verbose):
+    """The ``verbose`` of Keras' ``fit``/``evaluate``/``predict`` for ours.
+
+    Keras' progress bars are drawn on a terminal only: written to a file or
+    a pipe they would fill a log with a line per step, so there the run
+    prints its own line per epoch and Keras stays silent.
+
+    Args:
+        verbose: 0 (silent) or 1 (progress).
+
+    Returns:
+        1 when ``verbose`` and standard output is a terminal, else 0.
+    """
+    return 1 if verbose and sys.stdout.isatty() else 0
 
 
 def named_metrics(logs, prefix=""):
@@ -285,7 +303,8 @@ def fit(
     if initial_epoch < epochs:
         recorder = _EpochRecorder(run, history, epochs, on_epoch_end, verbose, writes)
         callbacks = [recorder]
-        if verbose:
+        bars = progress_bars(verbose)
+        if bars:
             # First, so that the bar of an epoch ends before its summary.
             callbacks.insert(0, keras.callbacks.ProgbarLogger())
         with recorder.interruption.handling():
@@ -296,7 +315,7 @@ def fit(
                 initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch,
                 callbacks=callbacks,
-                verbose=verbose,
+                verbose=bars,
             )
         recorder.interruption.check()
     return history

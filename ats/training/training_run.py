@@ -196,6 +196,12 @@ def train(
         net = experiment.build_model(config, data, setup)
         train_data = experiment.sequence(data, "train", config, setup)
         test_data = experiment.sequence(data, "test", config, setup)
+        validation_split = experiment.validation_split(data)
+        validation_data = (
+            test_data
+            if validation_split == "test"
+            else experiment.sequence(data, validation_split, config, setup)
+        )
         if train_data is None:
             raise ValueError(f"{data_dir}: the data set has no training images")
         if setup.strategy == "none":
@@ -235,7 +241,7 @@ def train(
             history = fit(
                 net,
                 train_data,
-                test_data,
+                validation_data,
                 run,
                 config.epochs,
                 resume=resume,

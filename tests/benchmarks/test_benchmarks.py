@@ -13,6 +13,7 @@ import compiled
 import extract_patches
 import isolation
 import memory
+import mixed_sizes
 import numpy as np
 import overhead
 import pytest
@@ -68,6 +69,7 @@ def results(tmp_path_factory):
         "extract_patches": extract_patches.run(
             options, configurations=[(2, SIDE, 1, 3, 16)]
         ),
+        "mixed_sizes": mixed_sizes.run(options),
     }
     return directory, payloads
 
@@ -133,6 +135,19 @@ def test_extract_patches_files(results, backend):
     _check_stats(row["numpy_ms"])
 
 
+def test_mixed_sizes_files(results, backend):
+    directory, _ = results
+    payload, _ = _check_files(directory, "mixed_sizes", "ratio mixed/same")
+    [row] = payload["rows"]
+    assert row["backend"] == backend
+    assert len(row["low_shapes"]) == row["batch_size"]
+    for key in ("mixed_ms", "same_ms", "round_ratios"):
+        _check_stats(row[key])
+    assert row["ratio"] == pytest.approx(
+        row["mixed_ms"]["median"] / row["same_ms"]["median"]
+    )
+
+
 def test_summary(results):
     _, payloads = results
     text = run_all.summary(payloads, 12.0, "python benchmarks/run.py --quick")
@@ -141,6 +156,7 @@ def test_summary(results):
         ats_vs_cnn.summary_table(payloads["ats_vs_cnn"]),
         overhead.summary_table(payloads["overhead"]),
         extract_patches.summary_table(payloads["extract_patches"]),
+        mixed_sizes.summary_table(payloads["mixed_sizes"]),
     ):
         assert table in text
 

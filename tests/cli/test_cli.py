@@ -14,6 +14,13 @@ BACKEND = keras.backend.backend()
 
 COMMANDS = [
     [],
+    ["fit"],
+    ["evaluate"],
+    ["predict"],
+    ["datasets"],
+    ["datasets", "synthetic"],
+    ["datasets", "speed-limits"],
+    ["datasets", "colon-cancer"],
     ["mnist"],
     ["mnist", "make-data"],
     ["mnist", "train"],

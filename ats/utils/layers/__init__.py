@@ -12,6 +12,8 @@ Layers:
   attention distribution), with optional uniform smoothing.
 * :class:`L2Normalize`: unit L2 norm along an axis, safe at zero.
 * :class:`ResizeImages`: image resizing (e.g. the low resolution view).
+* :class:`LocalContrast`: where an image's structures are, a content prior
+  for the attention's logits.
 * :class:`TotalReshape`: reshape that includes the batch axis (defined in
   ``ats.core``, which builds models with it).
 * :class:`ActivityRegularizer`: identity that adds ``regularizer(x)`` to the
@@ -24,6 +26,7 @@ from ...core.activity_regularizer import ActivityRegularizer
 from ...core.total_reshape import TotalReshape
 from .augmentation import ImageLinearTransform, ImagePan
 from .l2_normalize import L2Normalize
+from .local_contrast import LocalContrast
 from .resize_images import ResizeImages
 from .sample_softmax import SampleSoftmax
 
@@ -32,6 +35,7 @@ __all__ = [
     "ImageLinearTransform",
     "ImagePan",
     "L2Normalize",
+    "LocalContrast",
     "ResizeImages",
     "SampleSoftmax",
     "TotalReshape",
