@@ -463,22 +463,9 @@ class Experiment(training.Experiment):
             split.buckets,
         )
 
-    def train(self, data_dir, run_dir, preset=None, **options):
-        """:func:`ats.training.train` a run, then :func:`write_evaluation`
-        (on the process that writes)."""
-        results = super().train(data_dir, run_dir, preset, **options)
-        setup = options.get("setup")
-        if setup is None or setup.process_index == 0:
-            write_evaluation(run_dir, verbose=options.get("verbose", 1))
-        return results
-
-    def evaluate_run(self, run_dir, data_dir=None, verbose=1, on_result=None):
-        """Evaluate a run's checkpoint: the generic test error (sampled and
-        top-k, ``results.json``) and the classification metrics of
-        :func:`evaluate_classifier` (``evaluation.json``, ``evaluation.md``)."""
-        test = super().evaluate_run(run_dir, data_dir, verbose, on_result)
-        write_evaluation(run_dir, data_dir, verbose)
-        return test
+    def final_evaluation(self, run, model, data, config, verbose):
+        """The classification metrics of :func:`write_evaluation`."""
+        write_evaluation(run, model, data.prepare(config), config, verbose)
 
 
 class HeatmapPictures:
@@ -587,14 +574,15 @@ EXPERIMENT = Experiment()
 train = EXPERIMENT.train
 """``train(manifest, run_dir, preset=None, resume=False, verbose=1,
 setup=None, **overrides)``: train on a manifest into a run directory
-(:func:`ats.training.train`), then write ``evaluation.json`` and
-``evaluation.md``."""
+(:func:`ats.training.train`), with ``evaluation.json`` and
+``evaluation.md`` (:func:`write_evaluation`) at the end."""
 
 draw_pictures = EXPERIMENT.draw_pictures
 """Draw a run's pictures again (:func:`ats.training.draw_pictures`)."""
 
 evaluate_run = EXPERIMENT.evaluate_run
-"""Evaluate a run's checkpoint again, with the classification metrics."""
+"""Evaluate a run's checkpoint again (:func:`ats.training.evaluate_run`),
+with the classification metrics of :func:`write_evaluation`."""
 
 
 def _load(run_dir, data_dir=None):
@@ -611,20 +599,28 @@ def _load(run_dir, data_dir=None):
     return run, saved, config, classes
 
 
-def write_evaluation(run_dir, data_dir=None, verbose=1, draws=5):
-    """Classification metrics of a run's checkpoint on its test split.
+def write_evaluation(run, model, split, config, verbose=1, draws=5):
+    """Classification metrics of a trained model on a run's test split.
 
     Writes ``evaluation.json`` and ``evaluation.md`` in the run directory
-    (under its lock) and returns the metrics (None without test images).
+    (under its lock); ``ats fit`` and ``ats evaluate`` call it through
+    ``Experiment.final_evaluation``.
+
+    Args:
+        run: the ``RunDirectory``.
+        model: the trained classifier.
+        split: the run's checked manifest (``ManifestData.prepare``).
+        config: the run's ``TrainConfig``.
+        verbose: 0 or 1.
+        draws: passes with sampled patches.
+
+    Returns:
+        The metrics of :func:`evaluate_classifier` (None without test
+        images).
     """
-    run, saved, config, classes = _load(run_dir, data_dir)
-    data = ManifestData(data_dir or saved["data_dir"])
-    split = data.prepare(config)
     _, sources, supports, labels = split.opened("test")
     if not sources:
         return None
-    model = _build(config, sources[0].shape[-1], len(classes))
-    training.load_checkpoint(run.checkpoint_path, model)
     sequence = _sequence(
         np.asarray(sources, dtype=object),
         labels,
@@ -633,6 +629,7 @@ def write_evaluation(run_dir, data_dir=None, verbose=1, draws=5):
         split.buckets,
         shuffle=False,
     )
+    classes = split.classes
     results = evaluate_classifier(model, sequence, labels, classes, draws, verbose)
     with run.lock():
         write_json(run.path / "evaluation.json", results)

@@ -16,7 +16,8 @@ order:
    every epoch (:func:`ats.training.fit`);
 3. evaluate with sampled and with the most attended patches
    (:func:`ats.training.evaluate`), draw ``curves.png`` and the final
-   pictures, write ``results.json`` and ``report.md``.
+   pictures, write ``results.json`` and ``report.md``, then
+   :meth:`Experiment.final_evaluation`.
 
 :func:`evaluate_run` and :func:`draw_pictures`
 (:mod:`ats.training.saved_run`) do step 3 again from a run's checkpoint.
@@ -101,6 +102,12 @@ class Experiment:
         """An :class:`ats.training.pictures.AttentionPictures` of the run, or
         None to draw only the training curves."""
         return None
+
+    def final_evaluation(self, run, model, data, config, verbose):
+        """More evaluation of a trained model, written to the run directory
+        (e.g. per-class metrics): called by :func:`train` once the run's
+        results are written and by :func:`evaluate_run`, with the model and
+        the data they hold (on the process that writes). Default: nothing."""
 
     def config(self, preset=None, **overrides):
         """The configuration of a new run: ``config_class``'s defaults (or

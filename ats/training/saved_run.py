@@ -30,7 +30,8 @@ def evaluate_run(experiment, run_dir, data_dir=None, verbose=1, on_result=None):
     """Evaluate a run's checkpoint again, with sampled and top-k patches.
 
     Updates ``results.json`` (when the run has finished) and ``report.md``,
-    under the run's lock (refused while another process trains it).
+    under the run's lock (refused while another process trains it), then
+    runs :meth:`Experiment.final_evaluation` with the loaded model.
 
     Args:
         experiment: the run's :class:`Experiment`.
@@ -57,6 +58,7 @@ def evaluate_run(experiment, run_dir, data_dir=None, verbose=1, on_result=None):
             results["test"] = test
             run.write_results(results)
             write_run_report(run)
+    experiment.final_evaluation(run, model, data, config, verbose)
     return test
 
 

@@ -263,6 +263,8 @@ def train(
                 _write_results(experiment, run, results, history, pictures, verbose)
         except KeyboardInterrupt:
             raise _interrupted(experiment, run, config) from None
+    if writes:
+        experiment.final_evaluation(run, setup.unwrap(net), data, config, verbose)
     # Process 0's files are complete before any process goes on (e.g. to
     # resume or evaluate the run).
     setup.barrier()
