@@ -469,15 +469,12 @@ def plot(payload, output=reporting.RESULTS):
         axis.set_ylabel(label)
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle(
-        "Attention sampling vs full-image CNN, one training step"
-        + (" (quick smoke run)" if payload["quick"] else "")
+    return reporting.save_figure(
+        figure,
+        "Attention sampling vs full-image CNN, one training step",
+        payload["quick"],
+        Path(output) / f"{NAME}.png",
     )
-    figure.tight_layout()
-    path = Path(output) / f"{NAME}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
 
 
 if __name__ == "__main__":

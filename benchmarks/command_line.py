@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compiled import BACKENDS
-from isolation import run_in_subprocess
+from isolation import run_in_process, run_in_subprocess
 from reporting import BENCHMARKS, QUICK_RESULTS, RESULTS
 
 
@@ -34,6 +34,18 @@ class RunOptions:
     output: Path = RESULTS
     log: Callable = functools.partial(print, flush=True)
     runner: Callable = run_in_subprocess
+
+    @classmethod
+    def smoke(cls, output, backend):
+        """The quick configuration on ``backend``, in this process, silent,
+        writing to ``output``: how the smoke tests run a benchmark."""
+        return cls(
+            backends=(backend,),
+            quick=True,
+            output=output,
+            log=lambda line: None,
+            runner=run_in_process,
+        )
 
 
 def argument_parser(doc):

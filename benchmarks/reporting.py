@@ -150,3 +150,19 @@ def write_results(name, payload, markdown, directory=RESULTS):
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     markdown_path.write_text(markdown.rstrip() + "\n")
     return json_path, markdown_path
+
+
+def save_figure(figure, title, quick, path, dpi=110):
+    """Give ``figure`` its title (marked as a smoke run when ``quick``),
+    write it to ``path`` as PNG and close it.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib.pyplot as plt
+
+    figure.suptitle(title + (" (quick smoke run)" if quick else ""))
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return path

@@ -83,6 +83,7 @@ def build_model(
     regularizer_strength=1e-4,
     filters=32,
     attention_filters=8,
+    attention_prior=0.0,
     seed=None,
     high_shape=None,
     replace=False,
@@ -127,7 +128,9 @@ def build_model(
         [
             keras.Input(low_shape, dtype="uint8"),
             keras.layers.Rescaling(1 / 255),
-            attention_network(attention_filters),
+            attention_network(
+                attention_filters, prior_strength=attention_prior, channels=channels
+            ),
         ],
         name="scaled_attention",
     )
@@ -237,6 +240,7 @@ class Experiment(training.Experiment):
             regularizer_strength=config.regularizer_strength,
             filters=config.filters,
             attention_filters=config.attention_filters,
+            attention_prior=config.attention_prior,
             seed=config.seed,
             replace=config.replace,
         )

@@ -63,6 +63,9 @@ class NetworkConfig(training.TrainConfig):
     Attributes:
         filters: channels of the feature network (or the CNN baselines).
         attention_filters: channels of the attention network.
+        attention_prior: weight of the attention's content prior (the low
+            view's local contrast added to its logits; 0: none, the paper's
+            network), see ``ats.models.megapixel_mnist.attention_network``.
     """
 
     filters: int = hyperparameter(
@@ -70,6 +73,11 @@ class NetworkConfig(training.TrainConfig):
     )
     attention_filters: int = hyperparameter(
         8, "channels of the attention network", minimum=1
+    )
+    attention_prior: float = hyperparameter(
+        0.0,
+        "weight of the attention's content prior (local contrast; 0: none)",
+        minimum=0,
     )
 
 
@@ -124,18 +132,21 @@ PRESETS = {
     },
     "quick": {
         "description": "a CPU demo: 250x250 images with noise, scale 0.25, "
-        "16 patches of 40x40, a few minutes of training",
+        "24 patches of 40x40, a content prior on the attention, a few "
+        "minutes of training",
         "data": MegapixelMNISTConfig(
-            width=250, height=250, scale=0.25, n_noise=3, n_train=8000, n_test=500
+            width=250, height=250, scale=0.25, n_noise=3, n_train=8000, n_test=1000
         ).to_dict(),
         "train": {
             "batch_size": 16,
             "learning_rate": 3e-3,
             "clipnorm": 1.0,
-            "n_patches": 16,
+            "n_patches": 24,
             "patch_size": (40, 40),
             "regularizer_strength": 1e-4,
             "filters": 16,
+            "attention_prior": 2.0,
+            "cooldown_epochs": 5,
             "workers": 2,
             "cache": True,
         },
@@ -252,6 +263,7 @@ def build_model(config, data_config, setup=None):
             replace=config.replace,
             filters=config.filters,
             attention_filters=config.attention_filters,
+            attention_prior=config.attention_prior,
             seed=config.seed,
         )
     elif config.model == "full-cnn":

@@ -35,11 +35,16 @@ from ..backends.keras_internals import flatten_layers
 from ..core import SamplePatches
 from ..core.inspection import inspect_step
 from ..lazy import lazy_attention_sampling
-from ..utils.layers import LocalContrast, SampleSoftmax
+from ..utils.layers import SampleSoftmax
 from ..utils.regularizers import MultinomialEntropy
 from . import megapixel_mnist
 from .backbones import FEATURE_NETWORKS, feature_network
-from .megapixel_mnist.networks import ATTENTION, CLASSIFIER, FEATURE
+from .megapixel_mnist.networks import (
+    ATTENTION,
+    CLASSIFIER,
+    FEATURE,
+    attention_with_prior,
+)
 
 __all__ = ["attention_network", "build_classifier", "inspect"]
 
@@ -89,37 +94,22 @@ def attention_network(
     receptive_field = checks.integer(
         "receptive_field", receptive_field, minimum=0, where=where
     )
-    prior_strength = checks.real(
-        "prior_strength", prior_strength, minimum=0, where=where
-    )
     if receptive_field == 0:
-        network = megapixel_mnist.attention_network(filters, smooth=smooth)
-        convolutions, softmax = network.layers[:-1], network.layers[-1]
-    elif receptive_field < 3 or receptive_field % 2 == 0:
+        return megapixel_mnist.attention_network(
+            filters, smooth, prior_strength, channels
+        )
+    if receptive_field < 3 or receptive_field % 2 == 0:
         checks.fail("receptive_field", "0 or an odd int >= 3", receptive_field, where)
-    else:
-        n_convolutions = (receptive_field - 1) // 2
-        convolutions = [
-            layers.Conv2D(filters, 3, padding="valid", activation="tanh")
-            for _ in range(n_convolutions - 1)
-        ]
-        convolutions.append(layers.Conv2D(1, 3, padding="valid"))
-        softmax = SampleSoftmax(squeeze_channels=True, smooth=smooth)
-    if not prior_strength:
-        return keras.Sequential([*convolutions, softmax], name=ATTENTION)
-    channels = checks.integer("channels", channels, minimum=1, where=where)
-    if keras.config.image_data_format() == "channels_last":
-        x = keras.Input((None, None, channels), name="low_view")
-    else:
-        x = keras.Input((channels, None, None), name="low_view")
-    logits = x
-    for layer in convolutions:
-        logits = layer(logits)
-    prior = LocalContrast(strength=prior_strength, name="content_prior")(x)
-    if receptive_field:
-        prior = layers.Cropping2D(receptive_field // 2)(prior)
-    attention = softmax(layers.Add()([logits, prior]))
-    return keras.Model(x, attention, name=ATTENTION)
+    n_convolutions = (receptive_field - 1) // 2
+    convolutions = [
+        layers.Conv2D(filters, 3, padding="valid", activation="tanh")
+        for _ in range(n_convolutions - 1)
+    ]
+    convolutions.append(layers.Conv2D(1, 3, padding="valid"))
+    softmax = SampleSoftmax(squeeze_channels=True, smooth=smooth)
+    return attention_with_prior(
+        convolutions, softmax, prior_strength, channels, crop=receptive_field // 2
+    )
 
 
 def build_classifier(

@@ -135,6 +135,9 @@ class TrainConfig:
         batch_size: images per step (the global batch when distributed).
         learning_rate: Adam's learning rate.
         clipnorm: Adam's gradient-norm clipping.
+        cooldown_epochs: the last epochs, over which the learning rate
+            falls linearly (``ats.training.schedule.cooldown_learning_rate``;
+            0: constant).
         n_patches: patches sampled per image.
         patch_size: ``(height, width)`` of the patches.
         regularizer_strength: weight of the attention's entropy regularizer.
@@ -161,6 +164,11 @@ class TrainConfig:
     )
     clipnorm: float = hyperparameter(
         1.0, "gradient-norm clipping", minimum=0, exclusive_minimum=True
+    )
+    cooldown_epochs: int = hyperparameter(
+        0,
+        "last epochs over which the learning rate falls linearly (0: constant)",
+        minimum=0,
     )
     n_patches: int = hyperparameter(10, "patches sampled per image", minimum=1)
     patch_size: tuple = hyperparameter((50, 50), "patch size HEIGHTxWIDTH")

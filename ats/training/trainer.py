@@ -246,6 +246,7 @@ def fit(
     writes=True,
     steps_per_epoch=None,
     restored=None,
+    learning_rate=None,
 ):
     """Train ``model`` for ``epochs`` epochs, checkpointing every epoch.
 
@@ -274,6 +275,10 @@ def fit(
             all of ``train_data``).
         restored: with ``resume``, the state :func:`load_checkpoint` has
             already restored into ``model`` (None: read the checkpoint).
+        learning_rate: optional function ``epoch (0-based) -> float``, the
+            optimizer's learning rate set at the start of every epoch (e.g.
+            ``ats.training.schedule.cooldown_learning_rate``); None leaves
+            the optimizer's own.
 
     Returns:
         The list of metrics rows of all epochs (see :func:`metrics_row`).
@@ -303,6 +308,12 @@ def fit(
     if initial_epoch < epochs:
         recorder = _EpochRecorder(run, history, epochs, on_epoch_end, verbose, writes)
         callbacks = [recorder]
+        if learning_rate is not None:
+            callbacks.append(
+                keras.callbacks.LearningRateScheduler(
+                    lambda epoch, _: learning_rate(epoch)
+                )
+            )
         bars = progress_bars(verbose)
         if bars:
             # First, so that the bar of an epoch ends before its summary.

@@ -21,6 +21,7 @@ from .pictures import save_training_curves
 from .report import write_run_report
 from .resources import peak_memory_mb
 from .run import RunDirectory, RunFileError
+from .schedule import cooldown_learning_rate
 from .trainer import check_resumable, fit
 
 __all__ = [
@@ -250,6 +251,9 @@ def train(
                 writes=writes,
                 steps_per_epoch=config.steps_per_epoch,
                 restored=restored,
+                learning_rate=cooldown_learning_rate(
+                    config.learning_rate, config.epochs, config.cooldown_epochs
+                ),
             )
             results = _finish(
                 experiment,

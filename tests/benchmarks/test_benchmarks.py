@@ -56,13 +56,7 @@ def _check_files(directory, name, headline):
 def results(tmp_path_factory):
     """Every benchmark's smallest configuration, run once for the module."""
     directory = tmp_path_factory.mktemp("results")
-    options = RunOptions(
-        backends=(compiled.backend(),),
-        quick=True,
-        output=directory,
-        log=lambda line: None,
-        runner=isolation.run_in_process,
-    )
+    options = RunOptions.smoke(directory, compiled.backend())
     payloads = {
         "ats_vs_cnn": ats_vs_cnn.run(options, sides=(SIDE,)),
         "overhead": overhead.run(options, side=SIDE, batch_size=BATCH),

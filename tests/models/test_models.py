@@ -44,6 +44,34 @@ def test_attention_network_is_a_distribution_over_the_low_view():
     assert [c.activation.__name__ for c in convolutions[:2]] == ["tanh"] * 2
 
 
+def test_the_content_prior_adds_the_local_contrast_to_the_same_logits():
+    """With a prior the network has the same convolutions (no weight more)
+    and its distribution is softmax(logits + strength * contrast)."""
+    from ats.utils.layers import LocalContrast
+
+    keras.utils.set_random_seed(3)
+    x_low = images()[0]
+    with_prior = models.attention_network(3, smooth=0, prior_strength=2.5, channels=1)
+    plain = models.attention_network(3, smooth=0)
+    plain.build(x_low.shape)
+    assert with_prior.count_params() == plain.count_params()
+    plain.set_weights(with_prior.get_weights())
+    logits = np.log(keras.ops.convert_to_numpy(plain(x_low)))
+    contrast = keras.ops.convert_to_numpy(LocalContrast(strength=2.5)(x_low))[..., 0]
+    expected = np.exp(logits + contrast)
+    expected /= expected.sum(axis=(1, 2), keepdims=True)
+    attention = keras.ops.convert_to_numpy(with_prior(x_low))
+    np.testing.assert_allclose(attention, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_ats_model_passes_its_attention_prior_on():
+    model = small_ats(attention_prior=3.0)
+    prior = model.get_layer("attention").get_layer("content_prior")
+    assert prior.strength == 3.0
+    with pytest.raises(ValueError, match="prior_strength"):
+        small_ats(attention_prior=-1.0)
+
+
 def test_feature_network_gives_unit_features():
     net = models.feature_network((30, 30), filters=5, channels=2)
     assert net.input_shape == (None, 30, 30, 2)

@@ -27,6 +27,7 @@ from ats.training import (
     save_checkpoint,
     write_run_report,
 )
+from ats.training.schedule import cooldown_learning_rate
 
 # A tiny Megapixel MNIST: 100x100 images without noise.
 TINY_DATA = dict(
@@ -357,6 +358,40 @@ def test_fit_checkpoints_every_epoch_and_resumes(tiny_data, tmp_path):
     assert [row["epoch"] for row in run.read_metrics()] == [1, 2]
     # The shuffling continued: one epoch further than after the first run.
     assert train_data.epoch == first_train.epoch + 1
+
+
+def test_fit_sets_the_learning_rate_of_every_epoch_also_when_resumed(
+    tiny_data, tmp_path
+):
+    data = experiment.MegapixelMNIST.load(tiny_data)
+    config = experiment.train_config("quick", epochs=3, **TINY_TRAIN)
+    schedule = cooldown_learning_rate(0.01, epochs=3, cooldown_epochs=2)
+    run = RunDirectory(tmp_path / "run")
+    rates = []
+
+    def train(epochs, resume):
+        model = experiment.build_model(config, data.config)
+        sequence = MegapixelMNISTSequence(
+            data.split("train"), 32, views=("low", "high")
+        )
+        fit(
+            model,
+            sequence,
+            None,
+            run,
+            epochs=epochs,
+            resume=resume,
+            on_epoch_end=lambda epoch: rates.append(
+                float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            ),
+            verbose=0,
+            steps_per_epoch=1,
+            learning_rate=schedule,
+        )
+
+    train(1, resume=False)
+    train(3, resume=True)  # the checkpoint restores the last epoch's rate
+    np.testing.assert_allclose(rates, [0.01, 0.01 * 2 / 3, 0.01 / 3], rtol=1e-6)
 
 
 def test_cached_batches_equal_rendered_ones(tiny_data):

@@ -33,6 +33,7 @@ Modules, in the order of the data's flow:
 * :mod:`.split`, :mod:`.dataset`: :class:`MegapixelMNISTSplit`,
   :class:`MegapixelMNIST`.
 * :mod:`.storage`: the description on disk.
+* :mod:`.arrays`: batch arrays the backends take without a copy.
 * :mod:`.sequence`: :class:`MegapixelMNISTSequence`, batches for Keras.
 
 Example::

@@ -14,7 +14,7 @@ import scipy.sparse
 from ... import checks
 from .config import DIGIT_SIZE
 
-__all__ = ["downscale", "render_canvas", "stroke_pixels"]
+__all__ = ["downscale", "draw_canvas", "render_canvas", "stroke_pixels"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -130,6 +130,34 @@ def render_canvas(height, width, digits, positions, strokes) -> np.ndarray:
         float32 array (height, width) with values in [0, 1].
     """
     canvas = np.zeros((height, width), dtype=np.float32)
+    return draw_canvas(canvas, digits, positions, strokes)
+
+
+def draw_canvas(canvas, digits, positions, strokes) -> np.ndarray:
+    """Draw digits and noise strokes on ``canvas`` in place.
+
+    On a black (zero) canvas it gives :func:`render_canvas`'s image; a
+    batch's array is drawn in this way, one image at a time, without a
+    canvas of its own per image.
+
+    Args:
+        canvas: float32 array (height, width) holding zeros (or anything:
+            the drawing is combined with it by the maximum).
+        digits, positions, strokes: As :func:`render_canvas`'s.
+
+    Returns:
+        ``canvas``.
+
+    Example:
+        >>> import numpy as np
+        >>> from ats.datasets.megapixel_mnist.rendering import draw_canvas
+        >>> canvas = np.zeros((40, 40), np.float32)
+        >>> digits = np.full((1, 28, 28), 255, np.uint8)
+        >>> strokes = np.zeros((0, 2, 4), np.int32)
+        >>> float(draw_canvas(canvas, digits, np.array([[2, 3]]), strokes).sum())
+        784.0
+    """
+    height, width = canvas.shape
     if strokes.size:
         rows, cols, values = stroke_pixels(strokes.reshape(-1, 4))
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import checks
 from ...data.ordering import ShuffledSequence
+from .arrays import BATCH_BUFFERS
 from .config import VIEWS, check_views
 from .split import MegapixelMNISTSplit
 
@@ -22,6 +23,9 @@ class MegapixelMNISTSequence(ShuffledSequence):
     class indices; with a single view (e.g. ``views=("low",)`` for a
     low-resolution baseline) it is ``(x, y)``. The last batch may be smaller.
     The order of the images is :class:`ats.data.ordering.ShuffledSequence`'s.
+    The views' arrays are 64-byte aligned, so that JAX on a CPU uses them
+    in place instead of copying them, and their memory is reused once
+    nothing holds a batch any more (:mod:`.arrays`).
 
     Args:
         split: A :class:`MegapixelMNISTSplit` with at least one image.
@@ -79,11 +83,13 @@ class MegapixelMNISTSequence(ShuffledSequence):
         """``render_batch`` through the cache of rendered images."""
         missing = [i for i in indices if i not in self._cache]
         if missing:
-            xs, _ = self.split.render_batch(missing, self.views)
+            # Kept for the whole run: new memory, not the pool's.
+            xs, _ = self.split.render_batch(missing, self.views, pool=None)
             for k, i in enumerate(missing):
                 self._cache[i] = [x[k] for x in xs]
-        xs = [
-            np.stack([self._cache[i][v] for i in indices])
-            for v in range(len(self.views))
-        ]
+        xs = []
+        for v in range(len(self.views)):
+            images = [self._cache[i][v] for i in indices]
+            shape = (len(images),) + images[0].shape
+            xs.append(np.stack(images, out=BATCH_BUFFERS.empty(shape, np.float32)))
         return xs, self.split.labels[indices].astype(np.int32)

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ... import checks
+from .arrays import BATCH_BUFFERS, BufferPool
 from .config import DIGIT_SIZE, VIEWS, check_views
-from .rendering import downscale, render_canvas
+from .rendering import downscale, draw_canvas, render_canvas
 
 __all__ = ["MegapixelMNISTSplit"]
 
@@ -114,6 +115,16 @@ class MegapixelMNISTSplit:
         )
         return canvas[:, :, None]
 
+    def _draw_high(self, i: int, canvas: np.ndarray) -> None:
+        """Draw the full-resolution view of image ``i`` (a valid index) on
+        ``canvas``, a zero float32 (height, width) array, in place."""
+        draw_canvas(
+            canvas,
+            self._digit_pixels[self.digit_indices[i]],
+            self.positions[i],
+            self.noise_strokes[i],
+        )
+
     def render(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
         """Render image ``i``.
 
@@ -127,26 +138,41 @@ class MegapixelMNISTSplit:
         return x_low, x_high, int(self.labels[i])
 
     def render_batch(
-        self, indices: Sequence[int], views: Sequence[str] = VIEWS
+        self,
+        indices: Sequence[int],
+        views: Sequence[str] = VIEWS,
+        pool: BufferPool | None = BATCH_BUFFERS,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Render several images.
 
         Args:
             indices: Image indices, length B.
             views: Views to return, in order, from "low" and "high".
+            pool: The :class:`.arrays.BufferPool` whose memory the views'
+                arrays take (reused once nothing holds them any more), or
+                None for new memory (e.g. for arrays kept for long).
 
         Returns:
             ``(xs, y)``: ``xs`` holds one float32 array per view, (B, h, w, 1)
-            for "low" and (B, height, width, 1) for "high"; ``y`` is (B,) int32.
+            for "low" and (B, height, width, 1) for "high", its data aligned
+            for the backends to take it without a copy (:mod:`.arrays`);
+            ``y`` is (B,) int32.
         """
         views = check_views(views)
         indices = [self._index(i) for i in indices]
+        pool = BufferPool(max_buffers=0) if pool is None else pool
         shapes = {"low": self.config.low_shape, "high": self.config.high_shape}
-        xs = {v: np.empty((len(indices),) + shapes[v], dtype=np.float32) for v in views}
+        # The high views are drawn in place, on zeros; the low ones overwrite.
+        xs = {
+            v: (pool.zeros if v == "high" else pool.empty)((len(indices),) + shapes[v])
+            for v in views
+        }
         for b, i in enumerate(indices):
-            x_high = self.render_high(i)
             if "high" in xs:
-                xs["high"][b] = x_high
+                x_high = xs["high"][b]
+                self._draw_high(i, x_high[:, :, 0])
+            else:
+                x_high = self.render_high(i)
             if "low" in xs:
                 xs["low"][b] = downscale(x_high, shapes["low"][:2])
         y = self.labels[indices].astype(np.int32)

@@ -21,6 +21,7 @@ def ats_model(
     replace=False,
     filters=32,
     attention_filters=8,
+    attention_prior=0.0,
     seed=None,
 ):
     """The attention-sampling model of the Megapixel MNIST experiment.
@@ -36,6 +37,8 @@ def ats_model(
         replace: bool, sample patches with replacement.
         filters: int, channels of the feature network.
         attention_filters: int, channels of the attention network.
+        attention_prior: float >= 0, weight of the attention's content prior
+            (``attention_network(prior_strength=...)``); 0: none.
         seed: int or None, seed of the patch sampling.
 
     Returns:
@@ -72,7 +75,9 @@ def ats_model(
         MultinomialEntropy(regularizer_strength) if regularizer_strength else None
     )
     features, _, _ = attention_sampling(
-        attention_network(attention_filters),
+        attention_network(
+            attention_filters, prior_strength=attention_prior, channels=low_shape[-1]
+        ),
         feature_network(patch_size, filters, high_shape[-1]),
         patch_size=tuple(patch_size),
         n_patches=n_patches,

@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from ... import checks
-from ...utils.layers import L2Normalize, SampleSoftmax
+from ...utils.layers import L2Normalize, LocalContrast, SampleSoftmax
 
 __all__ = [
     "ATTENTION",
@@ -19,6 +19,7 @@ __all__ = [
     "FEATURE",
     "MIN_PATCH_SIDE",
     "attention_network",
+    "attention_with_prior",
     "feature_convolutions",
     "feature_network",
 ]
@@ -31,7 +32,7 @@ MIN_PATCH_SIDE = 27
 _FEATURE_CONVOLUTIONS = ((7, 2), (3, 2), (3, 1), (3, 1))
 
 
-def attention_network(filters=8, smooth=1e-4):
+def attention_network(filters=8, smooth=1e-4, prior_strength=0.0, channels=None):
     """The paper's attention network for the low-resolution view.
 
     Three 3x3 convolutions with ``padding="same"`` (two ``tanh`` ones with
@@ -43,10 +44,14 @@ def attention_network(filters=8, smooth=1e-4):
         filters: int, channels of the two hidden convolutions.
         smooth: float in [0, 1), weight of the uniform distribution mixed
             into the attention (``SampleSoftmax(smooth=...)``).
+        prior_strength: float >= 0, weight of the content prior added to
+            the logits (:func:`attention_with_prior`); 0: none, the paper's
+            network.
+        channels: int, the low views' channels; needed with a prior.
 
     Returns:
-        A ``keras.Sequential`` named ``"attention"`` mapping ``(B, h, w, C)``
-        to an attention distribution ``(B, h, w)``.
+        A Keras model named ``"attention"`` mapping ``(B, h, w, C)`` to an
+        attention distribution ``(B, h, w)``.
 
     Example:
         >>> import numpy as np
@@ -54,17 +59,64 @@ def attention_network(filters=8, smooth=1e-4):
         >>> attention = attention_network()(np.ones((2, 18, 18, 1), "float32"))
         >>> tuple(attention.shape)
         (2, 18, 18)
+        >>> net = attention_network(prior_strength=6.0, channels=1)
+        >>> tuple(net(np.ones((2, 18, 18, 1), "float32")).shape)
+        (2, 18, 18)
     """
     filters = checks.integer("filters", filters, minimum=1, where="attention_network")
-    return keras.Sequential(
-        [
-            layers.Conv2D(filters, 3, padding="same", activation="tanh"),
-            layers.Conv2D(filters, 3, padding="same", activation="tanh"),
-            layers.Conv2D(1, 3, padding="same"),
-            SampleSoftmax(squeeze_channels=True, smooth=smooth),
-        ],
-        name=ATTENTION,
+    convolutions = [
+        layers.Conv2D(filters, 3, padding="same", activation="tanh"),
+        layers.Conv2D(filters, 3, padding="same", activation="tanh"),
+        layers.Conv2D(1, 3, padding="same"),
+    ]
+    softmax = SampleSoftmax(squeeze_channels=True, smooth=smooth)
+    return attention_with_prior(convolutions, softmax, prior_strength, channels)
+
+
+def attention_with_prior(convolutions, softmax, prior_strength, channels, crop=0):
+    """An attention network: ``convolutions`` to one channel of logits, plus
+    an optional content prior, then ``softmax``.
+
+    The prior is ``ats.utils.layers.LocalContrast`` of the low view (
+    ``prior_strength`` at its most contrasted pixel), so that an untrained
+    network already attends to structures (digits, scribbles, tissue)
+    rather than flat background, and its first samples give the feature
+    network something to learn from. The estimator stays unbiased: the prior
+    is part of the attention distribution that is sampled and
+    differentiated; the network's logits can outweigh it as they learn.
+
+    Args:
+        convolutions: list of Keras layers, the low view ``(B, h, w, C)`` to
+            logits ``(B, h - 2 crop, w - 2 crop, 1)``.
+        softmax: the ``SampleSoftmax`` layer (squeezing the channel).
+        prior_strength: float >= 0; 0 gives ``keras.Sequential([*convolutions,
+            softmax])``, the network without a prior.
+        channels: int, the low views' channels (needed with a prior: the
+            network is then a functional model on ``(None, None, channels)``).
+        crop: int, cells the logits lose on each side (``valid`` padding),
+            cropped from the prior too.
+
+    Returns:
+        A Keras model named ``"attention"``: ``(B, h, w, C) -> (B, h', w')``.
+    """
+    where = "attention_network"
+    prior_strength = checks.real(
+        "prior_strength", prior_strength, minimum=0, where=where
     )
+    if not prior_strength:
+        return keras.Sequential([*convolutions, softmax], name=ATTENTION)
+    channels = checks.integer("channels", channels, minimum=1, where=where)
+    if keras.config.image_data_format() == "channels_last":
+        x = keras.Input((None, None, channels), name="low_view")
+    else:
+        x = keras.Input((channels, None, None), name="low_view")
+    logits = x
+    for layer in convolutions:
+        logits = layer(logits)
+    prior = LocalContrast(strength=prior_strength, name="content_prior")(x)
+    if crop:
+        prior = layers.Cropping2D(crop)(prior)
+    return keras.Model(x, softmax(layers.Add()([logits, prior])), name=ATTENTION)
 
 
 def feature_convolutions(filters):
