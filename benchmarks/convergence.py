@@ -6,8 +6,9 @@ convergence on a CPU, train the three models of the experiment
 error after every epoch against their cumulative training time:
 
 * ``ats``: attention sampling, the ``quick`` preset's configuration
-  (``train_config("quick", "ats")``: 16 patches of 40x40, its networks,
-  optimizer and content prior ``attention_prior``);
+  (``train_config("quick", "ats")``: 24 patches of 40x40, its networks,
+  optimizer, content prior ``attention_prior`` and learning-rate cool-down
+  ``cooldown_epochs``);
 * ``full-cnn``: the same feature network applied to the whole image;
 * ``low-cnn``: a CNN on the low-resolution view alone.
 
