@@ -9,7 +9,9 @@ it:
   downloaded unless ``--no-download``;
 * ``colon-cancer DIR``: the paper's colon cancer images (CRCHistoPhenotypes),
   downloaded unless ``--no-download``;
-* ``synthetic DIR``: a small offline data set of mixed sizes and formats.
+* ``synthetic DIR``: a small offline data set of mixed sizes and formats;
+* ``demo-slides DIR``: synthetic H&E-like whole-slide images (SVS files with
+  microns per pixel) for the pathology demo, offline.
 """
 
 import csv
@@ -90,6 +92,33 @@ def register(groups):
     )
     parser.set_defaults(handler=_run_synthetic)
 
+    parser = commands.add_parser(
+        "demo-slides",
+        help="synthetic H&E-like whole-slide images (SVS, offline)",
+        description="Write SVS slides (JPEG tiles, a pyramid, 0.5 microns "
+        "per pixel) of pink/purple tissue on white glass, some with pen "
+        "marks; slides labelled tumour hold small nests of large dark "
+        "nuclei, which only the full resolution tells from the lymphoid "
+        "aggregates every slide has. Cases of 1 or 2 slides (the manifest's "
+        "group); structures.json gives every structure's box.",
+    )
+    parser.add_argument("directory", metavar="DIR", help="the folder to write")
+    parser.add_argument(
+        "--n-slides", type=int, default=12, help="number of slides (default: 12)"
+    )
+    parser.add_argument(
+        "--side-range",
+        type=int,
+        nargs=2,
+        default=(20000, 24000),
+        metavar=("LOW", "HIGH"),
+        help="range of the slides' sides in pixels (default: 20000 24000)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the data set (default: 0)"
+    )
+    parser.set_defaults(handler=_run_demo_slides)
+
 
 def _add_common(parser):
     parser.add_argument(
@@ -103,7 +132,7 @@ def _add_common(parser):
     )
 
 
-def _summary(manifest, preset):
+def _summary(manifest, preset, options=""):
     with open(manifest, newline="") as f:
         rows = list(csv.DictReader(f))
     counts = Counter(r["label"] for r in rows)
@@ -113,7 +142,7 @@ def _summary(manifest, preset):
         labels += " (" + ", ".join(f"{s} {splits[s]}" for s in sorted(splits)) + ")"
     print(f"wrote {manifest}: {len(rows)} files; {labels}")
     run = manifest.parent.name or "run"
-    option = f" --preset {preset}" if preset else ""
+    option = (f" --preset {preset}" if preset else "") + options
     print(
         f"next: ats fit --data {manifest}{option} --run-dir runs/{run}",
     )
@@ -152,3 +181,15 @@ def _run_synthetic(args):
         max_side=args.max_side,
     )
     _summary(manifest, None)
+
+
+def _run_demo_slides(args):
+    from ..datasets import synthetic_slides
+
+    manifest = synthetic_slides.write_demo_slides(
+        args.directory,
+        n_slides=args.n_slides,
+        side_range=tuple(args.side_range),
+        seed=args.seed,
+    )
+    _summary(manifest, None, " --patch-mpp 0.5 --low-mpp 32 --mask tissue")

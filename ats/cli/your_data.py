@@ -8,9 +8,11 @@ Thin shells over :mod:`ats.experiments.your_data` (see
   checkpoint per epoch, ``--resume``, pictures, ``report.md``), then write
   ``evaluation.json`` and ``evaluation.md``.
 * ``evaluate``: the classification metrics of a run's checkpoint, sampled
-  and with the most attended patches.
-* ``predict``: ``predictions.csv`` and a heatmap and a gallery of patches
-  per image.
+  and with the most attended patches, and the ROC AUC with bootstrap
+  intervals per image and per case (the manifest's ``group``).
+* ``predict``: ``predictions.csv``, a heatmap and a gallery of patches per
+  image, and QuPath objects (GeoJSON) and an attention TIFF in the image's
+  level-0 pixels; metrics when the manifest has labels.
 """
 
 from .runs import add_evaluate_command, add_train_command
@@ -38,7 +40,10 @@ def register(groups):
         "Evaluate a run's checkpoint on its test split: accuracy, balanced "
         "accuracy, per-class precision and recall, confusion matrix and ROC "
         "AUC, with sampled patches (mean of 5 passes) and with the most "
-        "attended ones; writes evaluation.json and evaluation.md.",
+        "attended ones, and the ROC AUC with 95% bootstrap intervals per image "
+        "and per case (the manifest's `group`; a case's prediction is the mean "
+        "of its images' probabilities); writes evaluation.json and "
+        "evaluation.md.",
     )
     _predict(groups)
 
@@ -58,7 +63,12 @@ def _predict(groups):
         "folder or a file with a run's checkpoint. Writes "
         "predictions.csv (per file: the predicted class and every class's "
         "probability, sampled and most attended) and, per file, a heatmap "
-        "PNG and a PNG of the most attended patches. Files that cannot be "
+        "PNG and a PNG of the most attended patches, and in overlays/ a "
+        "GeoJSON of QuPath objects (the most attended patches and the "
+        "attention map's cells, in level-0 pixels: File > Object data > "
+        "Import objects) and an attention TIFF tagged with its downsample. "
+        "With a manifest's `label` column: evaluation.json and evaluation.md "
+        "(ROC AUC intervals per image and per `group`). Files that cannot be "
         "read are listed (unreadable.csv), not fatal.",
     )
     parser.add_argument("--run-dir", required=True, help="the run directory")

@@ -25,7 +25,16 @@ from .manifest import (
 from .masks import load_mask, otsu_mask
 from .ordering import ShuffledSequence
 from .slide import SlideSource
-from .sources import ArraySource, PatchReadError, PatchSource, SourceError, get_source
+from .sources import (
+    ArraySource,
+    PatchReadError,
+    PatchSource,
+    SourceError,
+    get_source,
+    read_many,
+    read_threads,
+    set_read_threads,
+)
 from .tiff import TiffSource
 
 __all__ = [
@@ -38,6 +47,9 @@ __all__ = [
     "PatchReadError",
     "SourceError",
     "get_source",
+    "read_many",
+    "read_threads",
+    "set_read_threads",
     "ShuffledSequence",
     "ImageInfo",
     "ImageSource",

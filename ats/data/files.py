@@ -15,9 +15,21 @@ Formats (``FORMATS``): PNG and JPEG (Pillow; 8 or 16 bits, grayscale or RGB;
 RGBA drops its alpha and palette images become RGB), plain and pyramidal TIFF
 (``.tif``, ``.tiff``, ``.ome.tif``, ``.svs``; tifffile, reusing
 ``TiffSource`` for tiled files), the other OpenSlide formats (``.ndpi``,
-``.mrxs``, ``.scn``, ...; ``SlideSource``), ``.npy`` arrays (memory-mapped)
-and zarr arrays (a directory). ``probe_image(path)`` reads only a file's
-header.
+``.mrxs``, ``.scn``, ...; ``SlideSource``, through OpenSlide when it is
+installed, else tiffslide), DICOM whole-slide images (a folder of ``.dcm``
+instances, or one; ``ats.data.dicom.DicomSource``, with the optional
+``wsidicom``), ``.npy`` arrays (memory-mapped) and zarr arrays (a
+directory). A file whose name ends otherwise is recognised by its first
+bytes (TIFF, PNG, JPEG, DICOM, ``.npy``). ``probe_image(path)`` reads only a
+file's header.
+
+Physical resolution: with ``patch_mpp`` (microns per pixel), patches are
+read in pixels of that size: from the coarsest pyramid level at least as
+fine, resized (area averaging) when no level matches
+(:func:`ats.data.resolution.choose_level`); with ``low_mpp`` the low view
+has pixels of that size. The slide's own mpp comes from its metadata
+(:func:`ats.data.resolution.slide_mpp`); a file without any is an error
+when mpp is asked for.
 
 PNG and JPEG files cannot be read window by window: a patch read decodes the
 whole image, kept in a small process-wide cache of recently decoded images
@@ -38,9 +50,17 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import checks
+from .dicom import DicomSource
+from .resolution import (
+    checked_mpps,
+    choose_level,
+    level_mpps,
+    property_mpp,
+    resized_shape,
+)
 from .slide import SlideSource
 from .sources import ArraySource, PatchSource, SourceError
-from .tiff import TiffSource, import_tiff_libraries
+from .tiff import TiffSource, import_tiff_libraries, tiff_mpp
 
 __all__ = [
     "FORMATS",
@@ -64,12 +84,26 @@ _SLIDE = dict.fromkeys(
     (".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"), "slide"
 )
 _ARRAY = {".npy": "npy"}
+_DICOM = {".dcm": "dicom"}
+_ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
+_MAGIC = (
+    (0, b"II*\x00", "tiff"),
+    (0, b"MM\x00*", "tiff"),
+    (0, b"II+\x00", "tiff"),  # BigTIFF
+    (0, b"MM\x00+", "tiff"),
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"\xff\xd8\xff", "jpeg"),
+    (0, b"\x93NUMPY", "npy"),
+    (128, b"DICM", "dicom"),
+)
+"""``(offset, bytes, format)``: how a file's first bytes say its format."""
 
 FORMATS = {
     "png": (".png",),
     "jpeg": (".jpg", ".jpeg"),
     "tiff": (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".svs"),
     "slide": tuple(sorted(_SLIDE)),
+    "dicom": (".dcm", "a folder of DICOM .dcm instances"),
     "npy": (".npy",),
     "zarr": ("a zarr array directory",),
 }
@@ -98,8 +132,40 @@ def _accepted():
     return "; ".join(f"{name}: {', '.join(ends)}" for name, ends in FORMATS.items())
 
 
+def _sniffed_format(path):
+    """The format a file's first bytes say (``_MAGIC``), or None."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(132)
+    except OSError:
+        return None
+    for offset, magic, fmt in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return fmt
+    return None
+
+
+def _folder_format(path):
+    """``"zarr"`` for a zarr store, ``"dicom"`` for a folder of DICOM
+    instances (``.dcm`` files, or files starting as DICOM), else None."""
+    names = os.listdir(path)
+    if any(marker in names for marker in _ZARR_MARKERS):
+        return "zarr"
+    for name in sorted(names):
+        full = os.path.join(path, name)
+        if os.path.isfile(full) and (
+            name.lower().endswith(".dcm") or _sniffed_format(full) == "dicom"
+        ):
+            return "dicom"
+    return None
+
+
 def image_format(path):
     """The format ``open_image`` reads ``path`` as.
+
+    By the file name's ending (``FORMATS``); a folder is a zarr array or a
+    DICOM slide by what it holds; a file of another ending by its first
+    bytes (TIFF, PNG, JPEG, DICOM, ``.npy``).
 
     Args:
         path: str or path-like.
@@ -108,19 +174,27 @@ def image_format(path):
         One of the keys of ``FORMATS``.
 
     Raises:
-        SourceError: the file name's ending is not a known format; the
-            message names the file and the accepted formats.
+        SourceError: the format is not known; the message names the file
+            and the accepted formats.
+
+    Example:
+        >>> from ats.data.files import image_format
+        >>> image_format("slides/case01.svs"), image_format("slides/case02.mrxs")
+        ('tiff', 'slide')
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        return "zarr"
+        return _folder_format(path) or "zarr"
     ext = os.path.splitext(path)[1].lower()
-    for table in (_PILLOW, _TIFF, _SLIDE, _ARRAY):
+    for table in (_PILLOW, _TIFF, _SLIDE, _DICOM, _ARRAY):
         if ext in table:
             return table[ext]
+    sniffed = _sniffed_format(path)
+    if sniffed is not None:
+        return sniffed
     raise SourceError(
-        f"{path}: unknown image format {ext or '(no extension)'!r}; accepted "
-        f"formats are {_accepted()}"
+        f"{path}: unknown image format {ext or '(no extension)'!r} and "
+        f"contents; accepted formats are {_accepted()}"
     )
 
 
@@ -311,14 +385,14 @@ def _probe_slide(path):
     return info
 
 
-def _open_slide(path, library, low_level):
-    """A ``SlideSource`` with ``levels`` (spatial shapes) attached; its own
-    low level is ``low_level``, or the coarsest (cheap to read) if None."""
+def _open_slide(path, library, low_level, patch_level=0):
+    """A ``SlideSource`` whose own low level is ``low_level``, or the
+    coarsest (cheap to read) if None."""
     from .slide import _open_slide as open_raw
 
     try:
         slide = open_raw(path, library)
-        levels = [(h, w) for w, h in slide.level_dimensions]
+        n_levels = len(slide.level_dimensions)
         slide.close()
     except ImportError:
         raise
@@ -327,13 +401,12 @@ def _open_slide(path, library, low_level):
             f"{path}: {library} cannot open it as a slide: "
             f"{type(error).__name__}: {error}"
         ) from error
-    source = SlideSource(
+    return SlideSource(
         path,
-        low_level=len(levels) - 1 if low_level is None else low_level,
+        low_level=n_levels - 1 if low_level is None else low_level,
         library=library,
+        patch_level=patch_level,
     )
-    source.levels = levels
-    return source
 
 
 def _npy(path):
@@ -444,6 +517,13 @@ def probe_image(path):
         return _probe_tiff(path)
     if fmt == "slide":
         return _probe_slide(path)
+    if fmt == "dicom":
+        source = DicomSource(path, low_level=None)
+        info = ImageInfo(
+            (*source.levels[0], source.shape[-1]), source.dtype, "dicom", source.levels
+        )
+        source.close()
+        return info
     array = _npy(path) if fmt == "npy" else _zarr(path)
     shape = tuple(int(s) for s in array.shape)
     return ImageInfo(shape, np.dtype(array.dtype), fmt, [shape[:2]])
@@ -527,15 +607,15 @@ def _fingerprint(path):
     }
 
 
-def _cache_file(cache_dir, path, low_shape):
-    key = json.dumps(
-        {
-            "file": _fingerprint(path),
-            "low_shape": list(low_shape),
-            "version": CACHE_VERSION,
-        },
-        sort_keys=True,
-    )
+def _cache_file(cache_dir, path, low_shape, level=0):
+    fields = {
+        "file": _fingerprint(path),
+        "low_shape": list(low_shape),
+        "version": CACHE_VERSION,
+    }
+    if level:  # computed from a pyramid level other than 0
+        fields["level"] = level
+    key = json.dumps(fields, sort_keys=True)
     name = hashlib.sha256(key.encode()).hexdigest()
     return os.path.join(os.fspath(cache_dir), f"{name}.npz")
 
@@ -571,83 +651,220 @@ class ImageSource(PatchSource):
 
     Reads patches from ``inner`` (a ``PatchSource`` of the file's own dtype),
     keeps its first ``channels`` channels (dropping alpha) and divides by
-    ``scale``. ``open_image`` builds these; the low view is given.
+    ``scale``; with ``steps``, each read is resized (area averaging):
+    pixel ``j`` read covers ``inner``'s pixels ``[j * step, (j + 1) *
+    step)`` on each axis. ``open_image`` builds these; the low view is
+    given.
 
     Args:
-        inner: ``PatchSource`` over the full-resolution stored values.
+        inner: ``PatchSource`` over the stored values of the level patches
+            are read from.
         low: ``(h, w, channels)`` float32 low view in [0, 1].
         scale: float, what stored values are divided by.
         channels: int, how many leading channels of ``inner`` to keep.
         format: str, the file's format.
         low_from: str, where the low view came from (``"pyramid level N"``,
             ``"cache"`` or ``"computed"``).
+        spatial_shape: optional ``(h, w)``, the shape patches are read at
+            (default: ``inner``'s).
+        steps: optional ``(sy, sx)``, ``inner``'s pixels per pixel read
+            (None: read as stored; then ``spatial_shape`` is ``inner``'s).
+        downsample: optional ``(dy, dx)``, level-0 pixels per pixel read
+            (default 1: patches at level 0).
+        mpp: optional ``(mpp_y, mpp_x)``, microns per pixel read (None: not
+            asked for).
 
     Attributes:
-        path, format, low_from, inner: as given.
+        path, format, low_from, inner, mpp: as given.
+        downsample: ``(dy, dx)`` floats: a patch corner ``(y, x)`` is at
+            level-0 pixel ``(y * dy, x * dx)`` (e.g. for annotations).
     """
 
-    def __init__(self, inner, low, scale, channels, format, low_from):
+    def __init__(
+        self,
+        inner,
+        low,
+        scale,
+        channels,
+        format,
+        low_from,
+        spatial_shape=None,
+        steps=None,
+        downsample=None,
+        mpp=None,
+    ):
         low = np.asarray(low, dtype=np.float32)
-        super().__init__(
-            inner.name, (*inner.spatial_shape, channels), low.shape, np.float32
-        )
+        shape = tuple(spatial_shape or inner.spatial_shape)
+        super().__init__(inner.name, (*shape, channels), low.shape, np.float32)
         self.path = inner.name
         self.inner = inner
         self.format = format
         self.low_from = low_from
+        self.downsample = tuple(float(d) for d in downsample or (1.0,) * len(shape))
+        self.mpp = mpp
         self._scale = float(scale)
         self._channels = channels
         self._low = low
+        self._steps = None if steps is None else tuple(float(s) for s in steps)
 
     def low(self):
         return self._low
 
     def _read(self, start, stop):
-        window = np.asarray(self.inner._read(start, stop))[..., : self._channels]
-        return window.astype(np.float32) / np.float32(self._scale)
+        if self._steps is None:
+            window = np.asarray(self.inner._read(start, stop))[..., : self._channels]
+            return window.astype(np.float32) / np.float32(self._scale)
+        edges = [
+            np.arange(a, b + 1) * step for a, b, step in zip(start, stop, self._steps)
+        ]
+        extent = self.inner.spatial_shape
+        first = [min(int(math.floor(e[0])), n - 1) for e, n in zip(edges, extent)]
+        last = [
+            max(f + 1, min(n, int(math.ceil(e[-1]))))
+            for e, f, n in zip(edges, first, extent)
+        ]
+        window = np.asarray(self.inner._read(tuple(first), tuple(last)))
+        window = window[..., : self._channels]
+        for axis, (e, f) in enumerate(zip(edges, first)):
+            window = _area_axis(window, e - f, axis)
+        return (window / self._scale).astype(np.float32)
 
     def close(self):
         super().close()
         self.inner.close()
 
 
-def _stored_source(path, fmt, low_scale):
-    """``(inner, channels, pyramid)``: a source over the stored values, the
-    channels to keep, and ``(level, level_shape)`` of the pyramid level the
-    low view comes from (None: downscale the full resolution)."""
+class _Levels(NamedTuple):
+    """Where an image is read: patches from ``patch_level``, each pixel
+    read covering ``steps`` of its pixels (None: read as stored), in a
+    ``patch_shape`` of ``downsample`` level-0 pixels per pixel and ``mpp``
+    microns per pixel (None: not asked for); the low view at
+    ``low_shape``."""
+
+    patch_level: int
+    patch_shape: tuple
+    steps: tuple
+    downsample: tuple
+    low_shape: tuple
+    mpp: tuple
+
+
+def _no_mpp_message(path, fmt):
+    where = (
+        "no OpenSlide mpp property, Aperio MPP, OME-XML PhysicalSize, or TIFF "
+        "resolution tags in centimeters or inches"
+        if fmt in ("tiff", "slide", "dicom")
+        else f"a {fmt} file carries none here; only TIFF and slide files do"
+    )
+    return (
+        f"{path}: microns per pixel were asked for (patch_mpp / low_mpp) but "
+        f"the file has no resolution metadata ({where}): give levels "
+        "instead (leave out --patch-mpp and --low-mpp: patches at full "
+        "resolution, the low view at --low-scale)"
+    )
+
+
+def _plan_levels(path, fmt, levels, low_scale, patch_mpp, low_mpp, mpp):
+    """The ``_Levels`` of an image of pyramid ``levels`` whose level 0 has
+    ``mpp`` (None: unknown) for the requested ``patch_mpp`` / ``low_mpp``
+    (None: full resolution / ``low_scale``)."""
+    level0 = tuple(levels[0])
+    if patch_mpp is None and low_mpp is None:
+        low_shape = low_view_shape(level0, low_scale)
+        return _Levels(0, level0, None, (1.0, 1.0), low_shape, None)
+    if mpp is None:
+        raise SourceError(_no_mpp_message(path, fmt))
+    patch_level, factor = 0, (1.0, 1.0)
+    if patch_mpp is not None:
+        try:
+            patch_level, factor = choose_level(level_mpps(mpp, levels), patch_mpp)
+        except ValueError as error:
+            raise SourceError(
+                f"{path}: cannot read patches at patch_mpp={patch_mpp}: {error}"
+            ) from None
+    patch_shape = resized_shape(levels[patch_level], factor)
+    steps = None if factor == (1.0, 1.0) else tuple(1 / f for f in factor)
+    downsample = tuple(
+        a / b / f for a, b, f in zip(level0, levels[patch_level], factor)
+    )
+    if low_mpp is None:
+        low_shape = low_view_shape(patch_shape, low_scale)
+    else:
+        low_shape = resized_shape(level0, tuple(m / low_mpp for m in mpp))
+    if any(lo > p for lo, p in zip(low_shape, patch_shape)):
+        raise SourceError(
+            f"{path}: low_mpp={low_mpp} makes a low view {low_shape} larger than "
+            f"the patch level {patch_shape} (level 0 has {mpp[1]:.4g} microns "
+            "per pixel): the low view must be coarser than the patches"
+        )
+    patch_mpps = tuple(m * d for m, d in zip(mpp, downsample))
+    return _Levels(patch_level, patch_shape, steps, downsample, low_shape, patch_mpps)
+
+
+def _stored_source(path, fmt, low_scale, patch_mpp=None, low_mpp=None):
+    """``(inner, channels, pyramid, levels)``: a source over the stored
+    values of the patch level, the channels to keep, ``(level,
+    level_shape)`` of the pyramid level the low view comes from (None:
+    downscale the patch level) and the ``_Levels`` read."""
+    physical = patch_mpp is not None or low_mpp is not None
+    if fmt in ("png", "jpeg", "npy", "zarr") and physical:
+        raise SourceError(_no_mpp_message(path, fmt))
     if fmt in ("png", "jpeg"):
         info, convert = _pillow_header(path, fmt)
         high = _PillowArray(path, info.shape, info.dtype, convert)
         inner = ArraySource(high, low=np.zeros((1, 1, info.shape[-1]), info.dtype))
         inner.name = path
-        return inner, info.shape[-1], None
+        plan = _plan_levels(path, fmt, [info.shape[:2]], low_scale, None, None, None)
+        return inner, info.shape[-1], None, plan
     if fmt in ("npy", "zarr"):
         array = _npy(path) if fmt == "npy" else _zarr(path)
         placeholder = np.zeros((1, 1, array.shape[-1]), array.dtype)
         inner = ArraySource(array, low=placeholder, name=path)
-        return inner, array.shape[-1], None
+        plan = _plan_levels(path, fmt, [array.shape[:2]], low_scale, None, None, None)
+        return inner, array.shape[-1], None, plan
     if fmt == "tiff":
         tif, series, levels, channels, _, tiled = _tiff_series(path)
-        level = _pyramid_level(levels, low_view_shape(levels[0], low_scale))
+        try:
+            mpp = tiff_mpp(tif) if physical else None
+            # An untiled file is read from level 0 only.
+            read_levels = levels if tiled else levels[:1]
+            plan = _plan_levels(
+                path, fmt, read_levels, low_scale, patch_mpp, low_mpp, mpp
+            )
+        except BaseException:
+            tif.close()
+            raise
+        level = max(plan.patch_level, _pyramid_level(read_levels, plan.low_shape))
         if tiled:
             tif.close()
-            inner = TiffSource(path, low_level=level)
+            inner = TiffSource(path, low_level=level, patch_level=plan.patch_level)
         else:
             _, zarr = import_tiff_libraries(path)
             array = _image_array(path, zarr.open(series.aszarr(level=0), mode="r"))
             placeholder = np.zeros((1, 1, array.shape[-1]), array.dtype)
             inner = _ClosingArraySource(array, placeholder, path, tif)
-            level = 0
-        pyramid = (level, levels[level]) if level > 0 else None
-        return inner, _kept_channels(channels), pyramid
-    library = _slide_library()
-    probe = _open_slide(path, library, None)
-    levels = probe.levels
-    probe.close()
-    level = _pyramid_level(levels, low_view_shape(levels[0], low_scale))
-    inner = _open_slide(path, library, level if level > 0 else None)
-    pyramid = (level, levels[level]) if level > 0 else None
-    return inner, _kept_channels(inner.shape[-1]), pyramid
+        pyramid = (level, levels[level]) if level > plan.patch_level else None
+        return inner, _kept_channels(channels), pyramid, plan
+    if fmt == "dicom":
+        probe = DicomSource(path, low_level=None)
+        levels, mpp = probe.levels, probe.mpp
+        probe.close()
+    else:
+        library = _slide_library()
+        probe = _open_slide(path, library, None)
+        levels, properties = probe.levels, probe.properties
+        probe.close()
+        mpp = property_mpp(properties)
+    mpp = mpp if physical else None
+    plan = _plan_levels(path, fmt, levels, low_scale, patch_mpp, low_mpp, mpp)
+    level = max(plan.patch_level, _pyramid_level(levels, plan.low_shape))
+    own_low = level if level > plan.patch_level else None
+    if fmt == "dicom":
+        inner = DicomSource(path, own_low, patch_level=plan.patch_level)
+    else:
+        inner = _open_slide(path, library, own_low, plan.patch_level)
+    pyramid = (level, levels[level]) if own_low is not None else None
+    return inner, _kept_channels(inner.shape[-1]), pyramid, plan
 
 
 class _ClosingArraySource(ArraySource):
@@ -671,27 +888,36 @@ def _pyramid_level(levels, target):
     return best
 
 
-def open_image(path, low_scale, cache_dir=None):
+def open_image(path, low_scale, cache_dir=None, patch_mpp=None, low_mpp=None):
     """Open an image file as a patch source of float32 values in [0, 1].
 
     Args:
         path: str or path-like, a file (or zarr directory) of ``FORMATS``.
-        low_scale: float in (0, 1], the low view's size relative to the full
-            resolution; each side is ``max(1, round(side * low_scale))``.
+        low_scale: float in (0, 1], the low view's size relative to the
+            patches' resolution; each side is ``max(1, round(side *
+            low_scale))`` (ignored with ``low_mpp``).
         cache_dir: str or None, where downscaled low views are cached as
             ``.npz`` (None: computed at every open). Files with a pyramid
             level at least as fine as the low view read that level instead.
+        patch_mpp: optional float > 0, the microns per pixel patches are
+            read at (None: the full resolution, level 0). Needs a TIFF or
+            slide file with resolution metadata.
+        low_mpp: optional float >= ``patch_mpp``, the microns per pixel of
+            the low view (None: ``low_scale``).
 
     Returns:
-        ``ImageSource``: ``shape`` ``(H, W, C)``, ``low()`` ``(h, w, C)``,
-        both float32 in [0, 1]; ``low_from`` says where the low view came
-        from.
+        ``ImageSource``: ``shape`` ``(H, W, C)`` (at ``patch_mpp`` when
+        given), ``low()`` ``(h, w, C)``, both float32 in [0, 1];
+        ``low_from`` says where the low view came from, ``downsample`` how
+        patch pixels map to level 0, ``mpp`` the patches' microns per pixel
+        (when asked for).
 
     Raises:
         FileNotFoundError: no such file.
         SourceError: unknown format (the message lists the accepted ones),
             unreadable or corrupt file, unsupported dtype, float values
-            outside [0, 1].
+            outside [0, 1]; mpp asked for a file without resolution
+            metadata, or finer than the file was scanned at.
 
     Example:
         >>> import os, tempfile
@@ -710,25 +936,41 @@ def open_image(path, low_scale, cache_dir=None):
     low_scale = checks.real("low_scale", low_scale, where="open_image")
     if not 0 < low_scale <= 1:
         checks.fail("low_scale", "a float in (0, 1]", low_scale, "open_image")
+    patch_mpp, low_mpp = checked_mpps(patch_mpp, low_mpp, "open_image")
     fmt = image_format(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    inner, channels, pyramid = _stored_source(path, fmt, low_scale)
+    inner, channels, pyramid, plan = _stored_source(
+        path, fmt, low_scale, patch_mpp, low_mpp
+    )
     try:
-        target = low_view_shape(inner.spatial_shape, low_scale)
         scale = _scale_of(path, inner.dtype)
         low, low_from = _low_view(
-            path, inner, channels, pyramid, target, scale, cache_dir
+            path, inner, channels, pyramid, plan, scale, cache_dir
         )
         _check_range(path, low, inner.dtype)
-        return ImageSource(inner, low, scale, channels, fmt, low_from)
+        return ImageSource(
+            inner,
+            low,
+            scale,
+            channels,
+            fmt,
+            low_from,
+            spatial_shape=plan.patch_shape,
+            steps=plan.steps,
+            downsample=plan.downsample,
+            mpp=plan.mpp,
+        )
     except BaseException:
         inner.close()
         raise
 
 
-def _low_view(path, inner, channels, pyramid, target, scale, cache_dir):
-    """``(low float32 (h, w, C) in [0, 1], low_from)``."""
+def _low_view(path, inner, channels, pyramid, plan, scale, cache_dir):
+    """``(low float32 (h, w, C) in [0, 1], low_from)``: a pyramid level
+    resized to ``plan.low_shape``, or the patch level (``inner``)
+    downscaled."""
+    target = plan.low_shape
     if pyramid is not None:
         level, _ = pyramid
         stored = np.asarray(inner.low())[..., :channels]
@@ -736,7 +978,7 @@ def _low_view(path, inner, channels, pyramid, target, scale, cache_dir):
         return np.asarray(low, dtype=np.float64) / scale, f"pyramid level {level}"
     cache_file = None
     if cache_dir is not None:
-        cache_file = _cache_file(cache_dir, path, target)
+        cache_file = _cache_file(cache_dir, path, target, plan.patch_level)
         low = _load_cached(cache_file, target)
         if low is not None:
             return low, "cache"

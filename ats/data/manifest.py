@@ -3,9 +3,11 @@
 The manifest is a CSV file with a header: a ``path`` column (relative to the
 CSV's folder, or absolute) and a ``label`` column; optional ``split``
 (``train``, ``val`` or ``test``), ``group`` (e.g. a patient: the files of one
-group are never in two splits) and ``mask`` (a mask file per image, for
-``mask="file"``). ``read_manifest`` reads it and, without a ``split``
-column, splits it: seeded, stratified by class and group-aware.
+group are never in two splits) and ``mask`` (a mask file per image: a PNG,
+``.npy`` or GeoJSON annotations; required by ``mask="file"``, and taking
+precedence over the computed mask of ``"otsu"`` and ``"tissue"``).
+``read_manifest`` reads it and, without a ``split`` column, splits it:
+seeded, stratified by class and group-aware.
 ``check_manifest`` then checks every file before any training starts and
 reports every problem of every row at once (``ManifestError``), or, with
 ``skip_bad=True``, keeps the good rows and lists the others.
@@ -20,7 +22,8 @@ import numpy as np
 
 from .. import checks
 from .files import open_image, probe_image
-from .masks import load_mask, otsu_mask
+from .masks import load_mask, otsu_mask, tissue_mask
+from .resolution import checked_mpps
 from .sources import SourceError
 
 __all__ = [
@@ -38,8 +41,11 @@ __all__ = [
 SPLITS = ("train", "val", "test")
 """The values of a ``split`` column."""
 
-MASKS = ("none", "otsu", "file")
-"""Where ``check_manifest`` takes the support masks from."""
+MASKS = ("none", "otsu", "tissue", "file")
+"""Where ``check_manifest`` takes the support masks from: everywhere, an
+Otsu foreground (``otsu_mask``), the tissue of an H&E slide
+(``tissue_mask``), or the manifest's ``mask`` files (which also take
+precedence over ``otsu`` and ``tissue`` where a row has one)."""
 
 
 class ManifestError(ValueError):
@@ -292,12 +298,14 @@ class Checked:
         labels: ``(N,)`` int array, each good row's index in ``classes``.
         splits: list of each good row's split.
         channels: int, the images' channel count.
-        shapes: list of each good row's ``(H, W, C)``.
+        shapes: list of each good row's ``(H, W, C)`` at full resolution
+            (level 0; ``open`` gives the patches' shape, which differs with
+            ``patch_mpp``).
         low_shapes: list of each good row's low view spatial shape.
         supports: list of each good row's support mask, bool, of its low
             view's spatial shape (all True for ``mask="none"``).
-        low_scale, cache_dir, patch_size, mask: as given to
-            ``check_manifest``.
+        low_scale, cache_dir, patch_size, mask, patch_mpp, low_mpp: as
+            given to ``check_manifest``.
     """
 
     def __init__(self, manifest, rows, skipped, infos, supports, **settings):
@@ -318,6 +326,8 @@ class Checked:
         self.cache_dir = settings["cache_dir"]
         self.patch_size = settings["patch_size"]
         self.mask = settings["mask"]
+        self.patch_mpp = settings["patch_mpp"]
+        self.low_mpp = settings["low_mpp"]
 
     def __len__(self):
         return len(self.rows)
@@ -337,10 +347,13 @@ class Checked:
 
     def open(self, row):
         """Open a good row's image: ``open_image(path, low_scale,
-        cache_dir)``, a new source of float32 values in [0, 1] (close it
-        when done). ``row``: a ``ManifestRow`` of ``rows`` or its index."""
+        cache_dir, patch_mpp, low_mpp)``, a new source of float32 values in
+        [0, 1] (close it when done). ``row``: a ``ManifestRow`` of ``rows``
+        or its index."""
         path = self.rows[self.index(row)].path
-        return open_image(path, self.low_scale, self.cache_dir)
+        return open_image(
+            path, self.low_scale, self.cache_dir, self.patch_mpp, self.low_mpp
+        )
 
     source = open
 
@@ -378,6 +391,8 @@ def check_manifest(
     skip_bad=False,
     cache_dir=None,
     min_positions=1,
+    patch_mpp=None,
+    low_mpp=None,
 ):
     """Check every row of a manifest before training; report all problems.
 
@@ -391,16 +406,24 @@ def check_manifest(
 
     Args:
         manifest: ``Manifest`` (``read_manifest``).
-        patch_size: int or ``(ph, pw)``, the full-resolution patch size.
+        patch_size: int or ``(ph, pw)``, the patch size (in pixels of
+            ``patch_mpp`` when given, else of the full resolution).
         low_scale: float in (0, 1], the low views' scale (``open_image``).
         mask: ``"none"`` (the whole image), ``"otsu"`` (``otsu_mask`` of the
-            low view) or ``"file"`` (the ``mask`` column, ``load_mask``).
+            low view), ``"tissue"`` (``tissue_mask`` of the low view) or
+            ``"file"`` (the ``mask`` column, ``load_mask``); with ``otsu``
+            and ``tissue``, a row's own mask file takes precedence.
         skip_bad: bool; False raises on any problem, True keeps the good
             rows and lists the others in ``Checked.skipped``.
         cache_dir: str or None, where low views are cached.
         min_positions: int >= 1, the fewest positions an image may offer
             (a model sampling ``n_patches`` without replacement needs that
             many).
+        patch_mpp: optional float, the microns per pixel of the patches
+            (``open_image``); a file without resolution metadata is then a
+            problem of its row.
+        low_mpp: optional float, the microns per pixel of the low view
+            (``open_image``).
 
     Returns:
         ``Checked``.
@@ -446,6 +469,9 @@ def check_manifest(
     min_positions = checks.integer(
         "min_positions", min_positions, minimum=1, where=where
     )
+    patch_mpp, low_mpp = checked_mpps(patch_mpp, low_mpp, where)
+    opening = {"low_scale": low_scale, "cache_dir": cache_dir}
+    opening.update(patch_mpp=patch_mpp, low_mpp=low_mpp)
     if mask == "file" and "mask" not in manifest.columns:
         raise ManifestError(
             f"{manifest.path}: mask='file' needs a 'mask' column (a mask file "
@@ -476,16 +502,10 @@ def check_manifest(
                 )
             )
             continue
-        small = [p > s for p, s in zip(patch_size, info.shape[:2])]
-        if any(small):
-            problems[row.line].append(
-                Problem(
-                    row.line,
-                    row.path,
-                    f"the image {info.shape[:2]} is smaller than the patch "
-                    f"size {patch_size} on an axis",
-                )
-            )
+        # With patch_mpp the patch level's shape is known once it is opened.
+        small = patch_mpp is None and _too_small(info.shape[:2], patch_size)
+        if small:
+            problems[row.line].append(Problem(row.line, row.path, small))
         infos[row.line] = info
     counts = collections.Counter(info.shape[-1] for info in infos.values())
     channels = counts.most_common(1)[0][0] if counts else None
@@ -504,7 +524,7 @@ def check_manifest(
             )
         if problems[row.line]:
             continue
-        support, problem = _support(row, info, low_scale, mask, cache_dir)
+        support, problem = _support(row, info, mask, patch_size, opening)
         if not problem and support.sum() < min_positions:
             problem = (
                 f"offers {int(support.sum())} position(s) to sample (its low view"
@@ -533,40 +553,61 @@ def check_manifest(
         found,
         [infos[row.line] for row in good],
         [supports[row.line] for row in good],
-        low_scale=low_scale,
-        cache_dir=cache_dir,
         patch_size=patch_size,
         mask=mask,
+        **opening,
     )
 
 
-def _support(row, info, low_scale, mask, cache_dir):
+def _too_small(spatial_shape, patch_size):
+    """The problem of an image smaller than a patch on an axis, or None."""
+    if any(p > s for p, s in zip(patch_size, spatial_shape)):
+        return (
+            f"the image {tuple(spatial_shape)} is smaller than the patch size "
+            f"{patch_size} on an axis"
+        )
+    return None
+
+
+def _support(row, info, mask, patch_size, opening):
     """``(support mask, None)`` or ``(None, problem)``: the image is opened
-    (which checks that it reads) and the mask computed."""
+    with ``open_image(row.path, **opening)`` (which checks that it reads
+    and, with ``patch_mpp``, that a patch fits) and the mask computed: the
+    row's own mask file when it has one (required by ``mask="file"``),
+    else the ``otsu`` or ``tissue`` mask of the low view."""
     try:
-        source = open_image(row.path, low_scale, cache_dir)
+        source = open_image(row.path, **opening)
     except Exception as error:
         text = str(error)
         prefix = f"{row.path}: "
         text = text[len(prefix) :] if text.startswith(prefix) else text
         return None, f"unreadable: {text}"
     try:
+        small = _too_small(source.spatial_shape, patch_size)
+        if small:
+            return None, f"{small} (at patch_mpp={opening['patch_mpp']})"
         low_shape = source.low_shape[:-1]
         if mask == "none":
             return np.ones(low_shape, bool), None
-        if mask == "otsu":
-            support = otsu_mask(source.low())
-        else:
-            if not row.mask:
-                return None, "no mask file in the 'mask' column"
+        if mask == "file" and not row.mask:
+            return None, "no mask file in the 'mask' column"
+        if row.mask:
             try:
-                support = load_mask(row.mask, low_shape)
+                support = load_mask(row.mask, low_shape, info.levels[0])
             except FileNotFoundError:
                 return None, f"mask file not found: {row.mask}"
             except SourceError as error:
                 return None, f"unreadable mask: {error}"
+        elif mask == "otsu":
+            support = otsu_mask(source.low())
+        else:
+            try:
+                support = tissue_mask(source.low())
+            except ValueError as error:
+                return None, str(error)
         if not support.any():
-            return None, f"the {mask} mask is empty (no foreground)"
+            kind = "file" if row.mask else mask
+            return None, f"the {kind} mask is empty (no foreground)"
         return support, None
     finally:
         source.close()

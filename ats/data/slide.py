@@ -4,10 +4,10 @@
 (pure Python, on tifffile and zarr; the default) or with ``openslide-python``
 (the OpenSlide C library, e.g. from the ``openslide-bin`` wheel). Both are
 optional: ``pip install 'attention-sampling[gigapixel]'`` installs them. The
-low-resolution view is a whole pyramid level; patches are read from level 0,
-OpenSlide's full resolution. Images are ``(height, width, C)``: tiffslide
-returns the file's own samples (1 for a grey image, 3 for RGB), openslide
-RGB (its alpha channel dropped).
+low-resolution view is a whole pyramid level; patches are read from another
+level (level 0, OpenSlide's full resolution, by default). Images are
+``(height, width, C)``: tiffslide returns the file's own samples (1 for a
+grey image, 3 for RGB), openslide RGB (its alpha channel dropped).
 """
 
 import os
@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .. import checks
-from .sources import PatchSource, SourceError, check_level_shapes
+from .sources import PatchSource, SourceError, read_low_level
 
 __all__ = ["SlideSource", "SLIDE_LIBRARIES"]
 
@@ -52,9 +52,16 @@ class SlideSource(PatchSource):
         low_level: int, the pyramid level of the low-resolution view (read
             whole when the source is opened).
         scale: optional float or per-axis tuple, the declared size of the low
-            view relative to level 0; a level whose shape is more than one
-            pixel off is an error.
+            view relative to the patch level; a level whose shape is more
+            than one pixel off is an error.
         library: ``"tiffslide"`` (default) or ``"openslide"``.
+        patch_level: int, the level patches are read from (0 by default);
+            patch corners are in that level's pixels.
+
+    Attributes:
+        levels: list of the levels' ``(h, w)``, finest first.
+        properties: dict, the slide's OpenSlide properties (e.g.
+            ``openslide.mpp-x``, or ``tiffslide.mpp-x`` with tiffslide).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -78,7 +85,9 @@ class SlideSource(PatchSource):
         (1, 64, 64, 3)
     """
 
-    def __init__(self, path, low_level, scale=None, library="tiffslide"):
+    thread_safe = True  # OpenSlide and tiffslide handles serve several threads
+
+    def __init__(self, path, low_level, scale=None, library="tiffslide", patch_level=0):
         path = os.fspath(path)
         checks.choice("library", library, SLIDE_LIBRARIES, where="SlideSource")
         if not os.path.isfile(path):
@@ -87,6 +96,7 @@ class SlideSource(PatchSource):
             self._slide = _open_slide(path, library)
             # OpenSlide sizes are (width, height); ours (height, width).
             level_shapes = [(h, w) for w, h in self._slide.level_dimensions]
+            properties = dict(self._slide.properties)
         except ImportError:
             raise
         except Exception as error:
@@ -96,20 +106,21 @@ class SlideSource(PatchSource):
             ) from error
         self._library = library
         try:
-            low, high = check_level_shapes(path, level_shapes, low_level, 0, scale)
-            try:
-                x_low = self._region((0, 0), low_level, low)
-            except Exception as error:
-                raise SourceError(
-                    f"{path}: cannot read pyramid level {low_level}: "
-                    f"{type(error).__name__}: {error}"
-                ) from error
+            high, x_low = read_low_level(
+                path, level_shapes, low_level, patch_level, scale, self._region
+            )
         except BaseException:
             self._slide.close()
             raise
         super().__init__(path, (*high, x_low.shape[-1]), x_low.shape, x_low.dtype)
         self.path = path
         self.low_level = low_level
+        self.patch_level = patch_level
+        self.levels = level_shapes
+        self.properties = properties
+        # Level-0 pixels per patch-level pixel, per axis (OpenSlide's
+        # read_region takes its location in level-0 pixels).
+        self._downsample = tuple(a / b for a, b in zip(level_shapes[0], high))
         self._low = x_low
 
     def _region(self, start, level, shape):
@@ -127,7 +138,17 @@ class SlideSource(PatchSource):
         return self._low
 
     def _read(self, start, stop):
-        return self._region(start, 0, tuple(b - a for a, b in zip(start, stop)))
+        origin = tuple(int(round(a * d)) for a, d in zip(start, self._downsample))
+        size = tuple(b - a for a, b in zip(start, stop))
+        try:
+            return self._region(origin, self.patch_level, size)
+        except Exception as error:
+            raise OSError(
+                f"{self._library} cannot read level {self.patch_level}, pixels "
+                f"rows {start[0]} to {stop[0]}, columns {start[1]} to "
+                f"{stop[1]} (level-0 origin {origin}): "
+                f"{type(error).__name__}: {error}"
+            ) from error
 
     def close(self):
         super().close()

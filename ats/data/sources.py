@@ -18,9 +18,18 @@ building the high-resolution tensor.
 Every source gets a process-wide integer ``id`` at construction; models
 refer to it through ``reference()`` rows (see ``ats.lazy``), so the source
 must stay alive (referenced) while a model reads from it.
+
+Patches are read on a process-wide thread pool (``read_many``; its size is
+``read_threads()``, set by ``set_read_threads`` or the environment variable
+``ATS_READ_THREADS``): the patches of a batch are decoded in parallel, since
+the decoders (JPEG, zlib, OpenSlide) release the GIL. A source whose reads
+are not safe from several threads at once (``thread_safe = False``, the
+default) is read by one thread at a time.
 """
 
+import concurrent.futures
 import itertools
+import os
 import threading
 import weakref
 
@@ -35,11 +44,127 @@ __all__ = [
     "SourceError",
     "get_source",
     "check_level_shapes",
+    "read_low_level",
+    "read_many",
+    "read_threads",
+    "set_read_threads",
 ]
 
 _SOURCES = weakref.WeakValueDictionary()
 _NEXT_ID = itertools.count()
 _ID_LOCK = threading.Lock()
+_POOL_LOCK = threading.Lock()
+_POOL = {"threads": None, "executor": None, "pid": None}
+
+
+def _default_read_threads():
+    """``ATS_READ_THREADS`` if set, else up to 4 of the usable cores."""
+    value = os.environ.get("ATS_READ_THREADS")
+    if value is not None:
+        if not value.strip().isdigit() or int(value) < 1:
+            checks.fail("ATS_READ_THREADS", "an int >= 1", value, "environment")
+        return int(value)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def read_threads():
+    """How many threads read patches (``read_many``, ``PatchSource.read``).
+
+    Returns:
+        int >= 1: what ``set_read_threads`` set, else the environment
+        variable ``ATS_READ_THREADS``, else the usable cores, at most 4.
+    """
+    threads = _POOL["threads"]
+    return _default_read_threads() if threads is None else threads
+
+
+def set_read_threads(threads):
+    """Set how many threads read patches, process-wide.
+
+    Args:
+        threads: int >= 1 (1: read in the calling thread), or None for the
+            default (``ATS_READ_THREADS``, else up to 4 usable cores).
+
+    Example:
+        >>> from ats.data import read_threads, set_read_threads
+        >>> set_read_threads(2)
+        >>> read_threads()
+        2
+        >>> set_read_threads(None)
+    """
+    if threads is not None:
+        threads = checks.integer(
+            "threads", threads, minimum=1, where="set_read_threads"
+        )
+    with _POOL_LOCK:
+        _POOL["threads"] = threads
+
+
+def _executor(threads):
+    """The process's reading pool of ``threads`` threads (made anew after a
+    fork or a change of size)."""
+    with _POOL_LOCK:
+        pool = _POOL["executor"]
+        if pool is None or _POOL["pid"] != os.getpid() or pool._max_workers != threads:
+            if pool is not None and _POOL["pid"] == os.getpid():
+                pool.shutdown(wait=False)
+            pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=threads, thread_name_prefix="ats-read"
+            )
+            _POOL.update(executor=pool, pid=os.getpid())
+        return pool
+
+
+def read_many(requests, size, threads=None):
+    """Read patches of several sources on the reading thread pool.
+
+    Args:
+        requests: sequence of ``(source, corners)``: a ``PatchSource`` and
+            its ``(N_i, ndim)`` integer top-left corners.
+        size: tuple of ``ndim`` positive ints, the patch size.
+        threads: int >= 1, or None for ``read_threads()``.
+
+    Returns:
+        list of ``(N_i, *size, C_i)`` arrays, one per request, in order.
+
+    Raises:
+        PatchReadError: a read failed (the first failing patch, in order).
+
+    Example:
+        >>> import numpy as np
+        >>> from ats.data import ArraySource, read_many
+        >>> a = ArraySource(np.ones((64, 64, 1)), low=np.ones((8, 8, 1)))
+        >>> b = ArraySource(np.zeros((32, 32, 3)), low=np.zeros((4, 4, 3)))
+        >>> patches = read_many([(a, [[0, 0]]), (b, [[5, 5], [9, 9]])], (16, 16))
+        >>> [p.shape for p in patches]
+        [(1, 16, 16, 1), (2, 16, 16, 3)]
+    """
+    size = tuple(int(s) for s in size)
+    if threads is None:
+        threads = read_threads()
+    threads = checks.integer("threads", threads, minimum=1, where="read_many")
+    outputs, tasks = [], []
+    for source, corners in requests:
+        corners = source._checked_corners(corners, size)
+        patches = np.zeros((len(corners), *size, source.shape[-1]), source.dtype)
+        outputs.append(patches)
+        tasks += [(source, patches, i, corner) for i, corner in enumerate(corners)]
+
+    def read_one(task):
+        source, patches, i, corner = task
+        source._read_patch_into(patches, i, corner, size)
+
+    if threads <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            read_one(task)
+    else:
+        for _ in _executor(threads).map(read_one, tasks):
+            pass
+    return outputs
 
 
 class SourceError(ValueError):
@@ -129,6 +254,34 @@ def check_level_shapes(name, level_shapes, low_level, patch_level=0, scale=None)
     return low, high
 
 
+def read_low_level(path, level_shapes, low_level, patch_level, scale, region):
+    """Check a pyramid's levels and read its low level whole.
+
+    Args:
+        path: the file name, for error messages.
+        level_shapes, low_level, patch_level, scale: as in
+            ``check_level_shapes``.
+        region: ``region(start, level, shape)`` -> ``(h, w, C)`` array, the
+            pixels of ``level`` from ``start`` ``(row, col)``.
+
+    Returns:
+        ``(patch_shape, low)``: the patch level's spatial shape and the
+        ``(h, w, C)`` low level.
+
+    Raises:
+        SourceError: as ``check_level_shapes``, or the low level cannot be
+            read.
+    """
+    low, high = check_level_shapes(path, level_shapes, low_level, patch_level, scale)
+    try:
+        return high, region((0, 0), low_level, low)
+    except Exception as error:
+        raise SourceError(
+            f"{path}: cannot read pyramid level {low_level}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
 class PatchSource:
     """One data point at two resolutions, read patch by patch on the host.
 
@@ -144,7 +297,11 @@ class PatchSource:
     Attributes:
         id: int, process-wide id that models use to find the source.
         name, shape, low_shape, dtype: as given.
+        thread_safe: bool (class attribute), whether ``_read`` may run in
+            several threads at once; if not, reads take the source's lock.
     """
+
+    thread_safe = False
 
     def __init__(self, name, shape, low_shape, dtype):
         self.name = str(name)
@@ -240,63 +397,72 @@ class PatchSource:
         """
         raise NotImplementedError
 
-    def read(self, corners, size):
+    def read(self, corners, size, threads=None):
         """Read patches of the patch level at top-left ``corners``.
 
         Only the part of the image a patch overlaps is read; its pixels
         outside the image are zeros (``ats.ops.extract_patches`` semantics).
+        The patches are read on the reading thread pool (``read_many``).
 
         Args:
             corners: ``(N, ndim)`` integer top-left corners (may be negative
                 or overhang the far border).
             size: tuple of ``ndim`` positive ints.
+            threads: int >= 1, or None for ``read_threads()``.
 
         Returns:
             ``(N, *size, C)`` array of ``dtype``.
 
         Raises:
             PatchReadError: a read failed; the message names the source, the
-                corner and the cause.
+                corner and the cause (for a tiled file, the level and tile).
         """
+        return read_many([(self, corners)], size, threads)[0]
+
+    def _checked_corners(self, corners, size):
+        """``corners`` as an ``(N, ndim)`` int64 array, or ValueError."""
         corners = np.asarray(corners, dtype=np.int64)
-        size = tuple(int(s) for s in size)
         ndim = len(self.spatial_shape)
         if corners.ndim != 2 or corners.shape[1] != ndim or len(size) != ndim:
             raise ValueError(
                 f"{self.name}: `corners` must have shape (N, {ndim}) and "
                 f"`size` {ndim} entries, got {corners.shape} and {size}"
             )
-        patches = np.zeros((len(corners), *size, self.shape[-1]), self.dtype)
+        return corners
+
+    def _read_patch_into(self, patches, i, corner, size):
+        """Read the patch at ``corner`` into ``patches[i]`` (zeros outside
+        the image); one thread at a time unless ``thread_safe``."""
         extent = np.asarray(self.spatial_shape)
-        for i, corner in enumerate(corners):
-            start = np.maximum(corner, 0)
-            stop = np.minimum(corner + size, extent)
-            if np.any(stop <= start):
-                continue  # entirely outside the image: all zeros
-            try:
+        start = np.maximum(corner, 0)
+        stop = np.minimum(corner + size, extent)
+        if np.any(stop <= start):
+            return  # entirely outside the image: all zeros
+        try:
+            if self.thread_safe:
+                window = self._read(tuple(start.tolist()), tuple(stop.tolist()))
+            else:
                 with self._lock:
-                    window = np.asarray(
-                        self._read(tuple(start.tolist()), tuple(stop.tolist()))
-                    )
-                expected = (*(stop - start).tolist(), self.shape[-1])
-                if window.shape != expected:
-                    raise ValueError(
-                        f"got a window of shape {window.shape} instead of {expected}"
-                    )
-            except Exception as error:
-                raise PatchReadError(
-                    f"{self.name}: cannot read the patch of size {size} at "
-                    f"corner {tuple(corner.tolist())} (pixels "
-                    f"{tuple(start.tolist())} to {tuple(stop.tolist())} of "
-                    f"an image of shape {self.spatial_shape}): "
-                    f"{type(error).__name__}: {error}"
-                ) from error
-            inner = tuple(
-                slice(a, b)
-                for a, b in zip((start - corner).tolist(), (stop - corner).tolist())
-            )
-            patches[(i, *inner)] = window
-        return patches
+                    window = self._read(tuple(start.tolist()), tuple(stop.tolist()))
+            window = np.asarray(window)
+            expected = (*(stop - start).tolist(), self.shape[-1])
+            if window.shape != expected:
+                raise ValueError(
+                    f"got a window of shape {window.shape} instead of {expected}"
+                )
+        except Exception as error:
+            raise PatchReadError(
+                f"{self.name}: cannot read the patch of size {size} at "
+                f"corner {tuple(corner.tolist())} (pixels "
+                f"{tuple(start.tolist())} to {tuple(stop.tolist())} of "
+                f"an image of shape {self.spatial_shape}): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        inner = tuple(
+            slice(a, b)
+            for a, b in zip((start - corner).tolist(), (stop - corner).tolist())
+        )
+        patches[(i, *inner)] = window
 
     def close(self):
         """Release the source's files; later reads fail with a clear error."""

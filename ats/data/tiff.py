@@ -1,8 +1,13 @@
 """Pyramidal tiled TIFF files as patch sources (tifffile + zarr).
 
-The low-resolution view is a whole pyramid level; patches are read from
-another level (level 0, the full resolution, by default) through tifffile's
-zarr store, which decodes only the tiles a patch overlaps. Pyramids stored as
+The low-resolution view is a whole pyramid level (read through tifffile's
+zarr store); patches are read from another level (level 0, the full
+resolution, by default) by decoding only the tiles a patch overlaps, with
+tifffile's decoders (imagecodecs, which release the GIL: reads run in
+parallel on the thread pool of ``ats.data.sources.read_many``). A tile whose
+bytes fail to decode raises ``DamagedTileError`` naming the level, the tile
+(index, row and column) and its pixels; the patch read that met it raises
+``PatchReadError`` naming the file and the patch. Pyramids stored as
 SubIFDs (OME-TIFF style) and as reduced-resolution pages (generic/OpenSlide
 style) both work; levels are numbered finest first, as in tifffile and
 OpenSlide.
@@ -18,9 +23,18 @@ import os
 
 import numpy as np
 
+from .resolution import slide_mpp
 from .sources import PatchSource, SourceError, check_level_shapes
 
-__all__ = ["TiffSource"]
+__all__ = ["TiffSource", "DamagedTileError", "tiff_mpp"]
+
+
+class DamagedTileError(OSError):
+    """A tile of a TIFF level could not be decoded (damaged bytes).
+
+    The message names the level, the tile's index, row and column in the
+    level's grid of tiles, its pixels in the level and its bytes in the file.
+    """
 
 
 def import_tiff_libraries(path):
@@ -35,9 +49,124 @@ def import_tiff_libraries(path):
     return tifffile, zarr
 
 
+def tiff_mpp(tif, series=0):
+    """Level 0's microns per pixel from a TIFF file's metadata: an Aperio
+    description, OME-XML or resolution tags (:func:`ats.data.resolution.
+    slide_mpp`).
+
+    Args:
+        tif: an open ``tifffile.TiffFile``.
+        series: int, the image series whose level 0 is described.
+
+    Returns:
+        ``(mpp_y, mpp_x)`` floats, or None when the file does not say.
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import tifffile
+        >>> from ats.data.tiff import tiff_mpp
+        >>> path = os.path.join(tempfile.mkdtemp(), "slide.tif")
+        >>> tifffile.imwrite(path, np.zeros((64, 64), "uint8"),
+        ...                  resolution=(20000, 20000), resolutionunit="CENTIMETER")
+        >>> with tifffile.TiffFile(path) as tif:
+        ...     tiff_mpp(tif)
+        (0.5, 0.5)
+    """
+    page = tif.series[series].levels[0].keyframe
+    tags = page.tags
+
+    def value(name):
+        tag = tags.get(name)
+        return None if tag is None else tag.value
+
+    return slide_mpp(
+        description=page.description,
+        ome_xml=tif.ome_metadata,
+        resolution=(
+            value("XResolution"),
+            value("YResolution"),
+            value("ResolutionUnit"),
+        ),
+    )
+
+
 def _level_array(zarr, series, level):
     """A read-only zarr array over one pyramid level of a tifffile series."""
     return zarr.open(series.aszarr(level=level), mode="r")
+
+
+class _TiledLevel:
+    """One tiled pyramid level, read window by window, tile by tile.
+
+    Args:
+        file: the open ``tifffile.TiffFile`` (its file handle is read under
+            its lock; decoding runs outside it).
+        page: the level's ``TiffPage`` (or ``TiffFrame``), tiled, 2-D with
+            interleaved samples.
+        level: int, the level's index (for error messages).
+    """
+
+    def __init__(self, file, page, level):
+        self.handle = file.filehandle
+        self.handle.set_lock(True)
+        self.page = page
+        self.keyframe = page.keyframe
+        self.level = level
+        self.tile = (self.keyframe.tilelength, self.keyframe.tilewidth)
+        self.shape = (self.keyframe.imagelength, self.keyframe.imagewidth)
+        self.samples = self.keyframe.samplesperpixel
+        self.grid = tuple(-(-n // t) for n, t in zip(self.shape, self.tile))
+        self.decode_args = {"_fullsize": True}
+        if self.keyframe.jpegtables is not None:
+            self.decode_args["jpegtables"] = self.keyframe.jpegtables
+        if getattr(self.keyframe, "jpegheader", None) is not None:
+            self.decode_args["jpegheader"] = self.keyframe.jpegheader
+
+    def tile_array(self, row, column):
+        """The decoded tile at ``(row, column)`` of the grid, ``(tile_h,
+        tile_w, samples)`` (zeros for a tile the file does not store)."""
+        index = row * self.grid[1] + column
+        offset = int(self.page.dataoffsets[index])
+        count = int(self.page.databytecounts[index])
+        if offset == 0 or count == 0:
+            return np.zeros((*self.tile, self.samples), self.keyframe.dtype)
+        with self.handle.lock:
+            self.handle.seek(offset)
+            data = self.handle.read(count)
+        try:
+            decoded = self.keyframe.decode(data, index, **self.decode_args)[0]
+            return np.asarray(decoded).reshape(*self.tile, self.samples)
+        except Exception as error:
+            (y0, x0), (th, tw) = (row * self.tile[0], column * self.tile[1]), self.tile
+            raise DamagedTileError(
+                f"level {self.level}, tile {index} (row {row}, column {column} "
+                f"of {self.grid[0]}x{self.grid[1]} tiles; pixels rows {y0} to "
+                f"{min(y0 + th, self.shape[0])}, columns {x0} to "
+                f"{min(x0 + tw, self.shape[1])}; {count} bytes at offset "
+                f"{offset}) cannot be decoded: {type(error).__name__}: {error}"
+            ) from error
+
+    def window(self, start, stop):
+        """Pixels ``[start, stop)`` of the level, ``(h, w, samples)``,
+        decoding only the tiles they overlap."""
+        out = np.empty(
+            (stop[0] - start[0], stop[1] - start[1], self.samples), self.keyframe.dtype
+        )
+        (th, tw) = self.tile
+        for row in range(start[0] // th, (stop[0] - 1) // th + 1):
+            for column in range(start[1] // tw, (stop[1] - 1) // tw + 1):
+                tile = self.tile_array(row, column)
+                y0, x0 = max(start[0], row * th), max(start[1], column * tw)
+                y1 = min(stop[0], (row + 1) * th)
+                x1 = min(stop[1], (column + 1) * tw)
+                out[y0 - start[0] : y1 - start[0], x0 - start[1] : x1 - start[1]] = (
+                    tile[
+                        y0 - row * th : y1 - row * th,
+                        x0 - column * tw : x1 - column * tw,
+                    ]
+                )
+        return out
 
 
 class _TifffileWarnings(logging.Handler):
@@ -66,6 +195,11 @@ def _spatial_and_channels(path, series, level_shapes):
 
 class TiffSource(PatchSource):
     """A pyramidal tiled TIFF: low view from one level, patches from another.
+
+    Patch reads decode only the tiles a patch overlaps and may run in
+    several threads at once (``thread_safe``); a damaged tile makes the read
+    raise ``PatchReadError`` naming the file, the patch, the level and the
+    tile.
 
     Args:
         path: str or path-like, the TIFF file.
@@ -103,6 +237,8 @@ class TiffSource(PatchSource):
         (1, 64, 64, 1)
     """
 
+    thread_safe = True
+
     def __init__(self, path, low_level, patch_level=0, scale=None, series=0):
         path = os.fspath(path)
         if not os.path.isfile(path):
@@ -126,7 +262,7 @@ class TiffSource(PatchSource):
             raise
         finally:
             logger.removeHandler(warnings)
-        super().__init__(path, shape, low_shape, self._arrays[patch_level].dtype)
+        super().__init__(path, shape, low_shape, self._low_array.dtype)
         self.path = path
         self.low_level = low_level
         self.patch_level = patch_level
@@ -175,10 +311,8 @@ class TiffSource(PatchSource):
                 "rewrite it tiled (e.g. tifffile.imwrite(..., tile=(256, "
                 "256)))"
             )
-        self._arrays = {
-            level: _level_array(zarr, tiff_series, level)
-            for level in {low_level, patch_level}
-        }
+        self._low_array = _level_array(zarr, tiff_series, low_level)
+        self._tiles = _TiledLevel(self._file, levels[patch_level].pages[0], patch_level)
         channels = shapes[0][-1]
         return (*low, channels), (*high, channels)
 
@@ -187,7 +321,7 @@ class TiffSource(PatchSource):
         if self._low is None:
             with self._lock:
                 try:
-                    low = np.asarray(self._arrays[self.low_level][...])
+                    low = np.asarray(self._low_array[...])
                 except Exception as error:
                     raise SourceError(
                         f"{self.path}: cannot read pyramid level "
@@ -198,10 +332,7 @@ class TiffSource(PatchSource):
         return self._low
 
     def _read(self, start, stop):
-        window = self._arrays[self.patch_level][start[0] : stop[0], start[1] : stop[1]]
-        return np.asarray(window).reshape(
-            stop[0] - start[0], stop[1] - start[1], self.shape[-1]
-        )
+        return self._tiles.window(start, stop)
 
     def close(self):
         super().close()

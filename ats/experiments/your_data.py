@@ -32,8 +32,10 @@ import numpy as np
 from .. import checks, training
 from ..data.files import open_image
 from ..data.manifest import MASKS, check_manifest, read_manifest
+from ..data.masks import otsu_mask, tissue_mask
 from ..lazy import BucketedSequence, choose_buckets
 from ..models import backbones, classifier
+from ..training.case_level import auc_intervals, auc_markdown
 from ..training.classification import (
     classification_metrics,
     mean_metrics,
@@ -41,7 +43,9 @@ from ..training.classification import (
 )
 from ..training.heatmaps import save_gallery, save_heatmap
 from ..training.hyperparameters import hyperparameter
+from ..training.qupath import attention_grid_features, patch_features, write_geojson
 from ..training.run import RunDirectory, atomic_write, write_json
+from ..training.slide_heatmap import attention_raster, write_heatmap_tiff
 from ..training.trainer import progress_bars
 from ..training.training_run import REQUIRED_KEYS, saved_config
 from .megapixel_mnist import compile_classifier
@@ -74,8 +78,12 @@ class TrainConfig(training.TrainConfig):
         feature_weights: ``imagenet`` (downloaded, online), ``none``
             (random) or a weights file of the feature network.
         freeze_feature: keep the feature network's weights fixed.
+        mixed_precision: ``none``, ``bfloat16`` or ``float16``: the feature
+            network computes in that 16-bit type (its features, the
+            attention and the estimator stay float32).
         low_scale: the side of the low-resolution view relative to the full
-            resolution (each image keeps its aspect ratio).
+            resolution, or to ``patch_mpp`` when given (each image keeps
+            its aspect ratio; ignored with ``low_mpp``).
         receptive_field: the attention network's receptive field (0: 'same'
             convolutions; an odd number >= 3: 'valid' ones).
         attention_filters: channels of the attention network.
@@ -83,8 +91,15 @@ class TrainConfig(training.TrainConfig):
             (``ats.utils.layers.LocalContrast`` added to its logits), so
             that the first samples land on structures (0: none).
         mask: where attention may look (:data:`ats.data.manifest.MASKS`):
-            everywhere, on an Otsu foreground of the low view, or in the
-            manifest's ``mask`` files.
+            everywhere, on an Otsu foreground of the low view, on the
+            tissue of an H&E slide, or in the manifest's ``mask`` files
+            (PNG, ``.npy`` or GeoJSON; a row's own file also takes
+            precedence over ``otsu`` and ``tissue``).
+        patch_mpp: the microns per pixel patches are read at (None: the
+            full resolution); ``patch_size`` is then in pixels of that size,
+            the same physical size on every slide.
+        low_mpp: the microns per pixel of the low view (None:
+            ``low_scale`` of the patches' resolution).
         val_fraction, test_fraction: the split of a manifest without a
             ``split`` column (stratified, groups kept together).
         skip_bad: train on the good rows of a manifest with bad ones
@@ -108,6 +123,11 @@ class TrainConfig(training.TrainConfig):
     freeze_feature: bool = hyperparameter(
         False, "keep the feature network's weights fixed"
     )
+    mixed_precision: str = hyperparameter(
+        "none",
+        "the feature network in mixed precision (16-bit compute)",
+        choices=("none", "bfloat16", "float16"),
+    )
     low_scale: float = hyperparameter(
         0.125,
         "side of the low-resolution view relative to the image (at most 1)",
@@ -126,6 +146,23 @@ class TrainConfig(training.TrainConfig):
         minimum=0,
     )
     mask: str = hyperparameter("none", "where attention may look", choices=MASKS)
+    patch_mpp: float = hyperparameter(
+        None,
+        "microns per pixel of the patches, from the slides' metadata "
+        "(default: full resolution)",
+        kind="real",
+        minimum=0,
+        exclusive_minimum=True,
+        optional=True,
+    )
+    low_mpp: float = hyperparameter(
+        None,
+        "microns per pixel of the low view (default: --low-scale)",
+        kind="real",
+        minimum=0,
+        exclusive_minimum=True,
+        optional=True,
+    )
     val_fraction: float = hyperparameter(
         0.1, "validation fraction of a manifest without a split column", minimum=0
     )
@@ -216,6 +253,8 @@ class ManifestData:
             tuple(config.patch_size),
             config.low_scale,
             config.mask,
+            config.patch_mpp,
+            config.low_mpp,
             config.skip_bad,
             config.n_patches,
             config.replace,
@@ -234,6 +273,8 @@ class ManifestData:
                 skip_bad=config.skip_bad,
                 cache_dir=self.cache_dir(),
                 min_positions=1 if config.replace else config.n_patches,
+                patch_mpp=config.patch_mpp,
+                low_mpp=config.low_mpp,
             )
             buckets = choose_buckets(
                 checked.low_shapes, config.max_shapes, config.bucket_growth
@@ -273,7 +314,17 @@ def _feature_weights(config):
 
 
 def _build(config, channels, n_classes, setup=None):
-    model = classifier.build_classifier(
+    precision = config.mixed_precision
+    policy = None if precision == "none" else f"mixed_{precision}"
+    with backbones.precision_scope(policy):
+        model = _build_classifier(config, channels, n_classes)
+    if setup is not None:
+        model = setup.wrap(model)
+    return compile_classifier(model, config)
+
+
+def _build_classifier(config, channels, n_classes):
+    return classifier.build_classifier(
         channels,
         n_classes,
         feature=config.feature,
@@ -288,9 +339,6 @@ def _build(config, channels, n_classes, setup=None):
         replace=config.replace,
         prior_strength=config.attention_prior,
     )
-    if setup is not None:
-        model = setup.wrap(model)
-    return compile_classifier(model, config)
 
 
 def _sequence(
@@ -337,7 +385,9 @@ def predict_items(model, sequence, deterministic=False, verbose=0):
     return probabilities
 
 
-def evaluate_classifier(model, sequence, labels, classes, draws=5, verbose=0):
+def evaluate_classifier(
+    model, sequence, labels, classes, draws=5, verbose=0, groups=None
+):
     """Classification metrics with sampled and with most attended patches.
 
     Args:
@@ -347,23 +397,43 @@ def evaluate_classifier(model, sequence, labels, classes, draws=5, verbose=0):
         classes: the class names.
         draws: passes with sampled patches (their metrics are averaged).
         verbose: 0 or 1.
+        groups: ``(N,)`` the images' cases (the manifest's ``group``), or
+            None.
 
     Returns:
         ``{"sampled": metrics (mean over ``draws`` passes), "top_k":
         metrics}`` of :func:`ats.training.classification.
-        classification_metrics`.
+        classification_metrics`, and ``roc_auc_intervals``: ``{"sampled":
+        ..., "top_k": ...}`` of :func:`ats.training.case_level.
+        auc_intervals` (per image and per case; with sampled patches, of
+        the mean probabilities over the passes).
     """
     draws = checks.integer("draws", draws, minimum=1, where="evaluate_classifier")
-    passes = [
-        classification_metrics(
-            labels, predict_items(model, sequence, verbose=verbose), classes
-        )
-        for _ in range(draws)
+    probabilities = [
+        predict_items(model, sequence, verbose=verbose) for _ in range(draws)
     ]
+    passes = [classification_metrics(labels, p, classes) for p in probabilities]
     top_k = predict_items(model, sequence, deterministic=True, verbose=verbose)
     sampled = mean_metrics(passes)
     sampled["passes"] = draws
-    return {"sampled": sampled, "top_k": classification_metrics(labels, top_k, classes)}
+    return {
+        "sampled": sampled,
+        "top_k": classification_metrics(labels, top_k, classes),
+        "roc_auc_intervals": {
+            "sampled": auc_intervals(labels, np.mean(probabilities, axis=0), groups),
+            "top_k": auc_intervals(labels, top_k, groups),
+        },
+    }
+
+
+def _evaluation_markdown(results, classes):
+    """``evaluation.md``: the metrics and the ROC AUC intervals."""
+    intervals = results["roc_auc_intervals"]
+    columns = {
+        "sampled patches": intervals["sampled"],
+        "most attended patches": intervals["top_k"],
+    }
+    return metrics_markdown(results, classes) + "\n" + auc_markdown(columns, classes)
 
 
 class Experiment(training.Experiment):
@@ -521,7 +591,9 @@ def look(model, source, support, config, buckets=None, deterministic=True):
     Returns:
         The dict of ``inspect`` for that image (no batch axis), its
         ``attention`` cropped to the cells over the image, and ``extent``:
-        the ``[y0, x0, y1, x1]`` low-view pixels those cells cover.
+        the ``[y0, x0, y1, x1]`` low-view pixels those cells cover, and
+        ``cell``: the ``[y, x]`` side of a cell in low-view pixels (cell
+        ``(i, j)`` starts at ``extent[:2] + (i, j) * cell``).
     """
     batch = BucketedSequence(
         [source],
@@ -546,6 +618,7 @@ def look(model, source, support, config, buckets=None, deterministic=True):
     seen["attention"] = seen["attention"][: n[0], : n[1]]
     end = np.minimum(half + n * cell, own)
     seen["extent"] = [half, half, float(end[0]), float(end[1])]
+    seen["cell"] = cell.tolist()
     return seen
 
 
@@ -603,7 +676,9 @@ def write_evaluation(run, model, split, config, verbose=1, draws=5):
     """Classification metrics of a trained model on a run's test split.
 
     Writes ``evaluation.json`` and ``evaluation.md`` in the run directory
-    (under its lock); ``ats fit`` and ``ats evaluate`` call it through
+    (under its lock): the metrics of :func:`evaluate_classifier`, with the
+    ROC AUC and its bootstrap interval per image and per case (the
+    manifest's ``group``); ``ats fit`` and ``ats evaluate`` call it through
     ``Experiment.final_evaluation``.
 
     Args:
@@ -618,7 +693,7 @@ def write_evaluation(run, model, split, config, verbose=1, draws=5):
         The metrics of :func:`evaluate_classifier` (None without test
         images).
     """
-    _, sources, supports, labels = split.opened("test")
+    rows, sources, supports, labels = split.opened("test")
     if not sources:
         return None
     sequence = _sequence(
@@ -630,10 +705,13 @@ def write_evaluation(run, model, split, config, verbose=1, draws=5):
         shuffle=False,
     )
     classes = split.classes
-    results = evaluate_classifier(model, sequence, labels, classes, draws, verbose)
+    groups = [row.group for row in rows]
+    results = evaluate_classifier(
+        model, sequence, labels, classes, draws, verbose, groups
+    )
     with run.lock():
         write_json(run.path / "evaluation.json", results)
-        text = metrics_markdown(results, classes)
+        text = _evaluation_markdown(results, classes)
         atomic_write(run.path / "evaluation.md", lambda f: f.write(text.encode()))
     if verbose:
         sampled, top_k = results["sampled"], results["top_k"]
@@ -676,15 +754,23 @@ def predict(run_dir, data, out, draws=5, verbose=1):
     Writes into ``out``: ``predictions.csv`` (per file: the predicted class
     and every class's probability, sampled (mean of ``draws`` passes) and
     with the most attended patches), ``heatmaps/<n>_<name>.png`` (the
-    attention over the image with the most attended patches outlined) and
-    ``heatmaps/<n>_<name>_patches.png`` (those patches at full resolution).
-    Files that cannot be read are listed in ``unreadable.csv`` and printed,
-    not fatal.
+    attention over the image with the most attended patches outlined),
+    ``heatmaps/<n>_<name>_patches.png`` (those patches at full resolution),
+    and for QuPath and other viewers ``overlays/<n>_<name>.geojson`` (the
+    most attended patches and the attention map's cells in level-0 pixels,
+    :mod:`ats.training.qupath`) and ``overlays/<n>_<name>_attention.tif``
+    (the attention on the low view's pixel grid, tagged with its
+    downsample, :mod:`ats.training.slide_heatmap`). With a manifest whose
+    ``label`` column holds the run's classes, also ``evaluation.json`` and
+    ``evaluation.md`` (metrics of the mean sampled probabilities and of
+    the most attended patches, ROC AUC intervals per image and per case,
+    the ``group`` column's). Files that cannot be read are listed in
+    ``unreadable.csv`` and printed, not fatal.
 
     Args:
         run_dir: a run directory of ``ats fit``.
-        data: a CSV manifest (its ``path`` column; labels not needed), a
-            folder of images or one image.
+        data: a CSV manifest (its ``path`` column; ``label`` and ``group``
+            optional), a folder of images or one image.
         out: the output folder (created).
         draws: passes with sampled patches.
         verbose: 0 or 1.
@@ -694,30 +780,31 @@ def predict(run_dir, data, out, draws=5, verbose=1):
     """
     run, saved, config, classes = _load(run_dir)
     out = Path(out)
-    (out / "heatmaps").mkdir(parents=True, exist_ok=True)
+    for folder in ("heatmaps", "overlays"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
     cache = Path(saved["data_dir"]).parent / ".ats-cache"
     opened, unreadable = [], []
     for line, path in _inputs(data):
         try:
-            source = open_image(path, config.low_scale, cache_dir=cache)
+            source = _open(path, config, cache)
             source.check_patch_size(config.patch_size)
             support = _support(source, config)
         except Exception as error:  # listed, not fatal
             where = f"line {line}, " if line else ""
             unreadable.append((str(path), f"{where}{type(error).__name__}: {error}"))
             continue
-        opened.append((path, source, support))
+        opened.append((path, source, support, line))
     _write_unreadable(out / "unreadable.csv", unreadable, verbose)
     header = ["path", "predicted", "predicted_top_k"]
     header += [f"p_{name}" for name in classes]
     header += [f"p_top_k_{name}" for name in classes]
     rows = []
     if opened:
-        channels = {source.shape[-1] for _, source, _ in opened}
+        channels = {source.shape[-1] for _, source, _, _ in opened}
         model = _build(config, channels.pop(), len(classes))
         training.load_checkpoint(run.checkpoint_path, model)
-        sources = np.asarray([s for _, s, _ in opened], dtype=object)
-        supports = np.asarray([m for _, _, m in opened], dtype=object)
+        sources = np.asarray([s for _, s, _, _ in opened], dtype=object)
+        supports = np.asarray([m for _, _, m, _ in opened], dtype=object)
         buckets = [tuple(b) for b in saved["data"]["buckets"]]
         sequence = _sequence(sources, None, supports, config, buckets, shuffle=False)
         sampled = np.mean(
@@ -725,7 +812,7 @@ def predict(run_dir, data, out, draws=5, verbose=1):
             axis=0,
         )
         top_k = predict_items(model, sequence, deterministic=True, verbose=verbose)
-        for n, ((path, source, support), p, q) in enumerate(
+        for n, ((path, source, support, _), p, q) in enumerate(
             zip(opened, sampled, top_k)
         ):
             rows.append(
@@ -743,6 +830,9 @@ def predict(run_dir, data, out, draws=5, verbose=1):
                 seen["sampled_attention"],
                 title,
             )
+            _write_overlays(out / "overlays", name, source, seen, config.patch_size)
+        lines = [line for _, _, _, line in opened]
+        _write_labelled_evaluation(out, data, lines, sampled, top_k, classes)
     path = out / "predictions.csv"
     _write_csv(path, header, rows)
     if verbose:
@@ -750,14 +840,86 @@ def predict(run_dir, data, out, draws=5, verbose=1):
     return path
 
 
+def _write_overlays(folder, name, source, seen, patch_size):
+    """``<name>.geojson`` (QuPath objects) and ``<name>_attention.tif`` of
+    one image's ``look``, in the level-0 pixels of its file."""
+    downsample = np.asarray(source.downsample)  # level 0 per patch pixel
+    low_shape = source.low_shape[:-1]
+    low_to_level0 = downsample * np.asarray(source.spatial_shape) / low_shape
+    origin = seen["extent"][:2]
+    features = patch_features(
+        seen["corners"], patch_size, seen["sampled_attention"], downsample
+    )
+    features += attention_grid_features(
+        seen["attention"], origin, seen["cell"], low_to_level0, bounds=low_shape
+    )
+    write_geojson(folder / f"{name}.geojson", features)
+    raster = attention_raster(seen["attention"], origin, seen["cell"], low_shape)
+    mpp = None if source.mpp is None else np.asarray(source.mpp) / downsample
+    write_heatmap_tiff(folder / f"{name}_attention.tif", raster, low_to_level0, mpp)
+
+
+def _manifest_labels(data):
+    """``{line: (label, group)}`` of a CSV manifest with a ``label`` column
+    (the group is the path when the row has none); ``{}`` otherwise."""
+    data = Path(data)
+    if data.suffix.lower() != ".csv":
+        return {}
+    with open(data, newline="") as f:
+        reader = csv.DictReader(f)
+        if "label" not in (reader.fieldnames or ()):
+            return {}
+        return {
+            line: (row["label"], row.get("group") or row["path"])
+            for line, row in enumerate(reader, start=2)
+        }
+
+
+def _write_labelled_evaluation(out, data, lines, sampled, top_k, classes):
+    """``evaluation.json`` and ``.md`` in ``out`` for the predicted files
+    whose manifest label is one of ``classes`` (none: those of an earlier
+    prediction into ``out`` are removed); ``unlabelled`` counts the
+    predicted files left out."""
+    known = _manifest_labels(data)
+    kept = [
+        (i, classes.index(known[line][0]), known[line][1])
+        for i, line in enumerate(lines)
+        if line in known and known[line][0] in classes
+    ]
+    if not kept:
+        for name in ("evaluation.json", "evaluation.md"):
+            (out / name).unlink(missing_ok=True)
+        return
+    index, labels, groups = (list(column) for column in zip(*kept))
+    labels = np.asarray(labels)
+    results = {
+        "sampled": classification_metrics(labels, sampled[index], classes),
+        "top_k": classification_metrics(labels, top_k[index], classes),
+        "roc_auc_intervals": {
+            "sampled": auc_intervals(labels, sampled[index], groups),
+            "top_k": auc_intervals(labels, top_k[index], groups),
+        },
+        "unlabelled": len(lines) - len(kept),
+    }
+    write_json(out / "evaluation.json", results)
+    text = _evaluation_markdown(results, classes)
+    atomic_write(out / "evaluation.md", lambda f: f.write(text.encode()))
+
+
+def _open(path, config, cache):
+    """An image given to ``predict``, opened as the run's images were (its
+    low scale, or the microns per pixel of its patches and low view)."""
+    return open_image(path, config.low_scale, cache, config.patch_mpp, config.low_mpp)
+
+
 def _support(source, config):
     """The support of an image given to ``predict``: the Otsu foreground
-    when the run used it, else the whole image (mask files are not known
-    for new images)."""
+    or the tissue when the run used it, else the whole image (mask files
+    are not known for new images)."""
     if config.mask == "otsu":
-        from ..data.masks import otsu_mask
-
         return otsu_mask(source.low())
+    if config.mask == "tissue":
+        return tissue_mask(source.low())
     return np.ones(source.low_shape[:-1], bool)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 from keras import ops
 
 from ..core import MultiResolutionBatch
-from ..data.sources import PatchReadError, get_source
+from ..data.sources import PatchReadError, get_source, read_many
 from ..ops import patch_offsets
 from .host_call import host_call
 
@@ -18,7 +18,11 @@ def read_patches(x_high_ref, corners, size, channels, dtype):
     Runs on the host. Each row of ``x_high_ref`` names a live source and the
     spatial shape the model mapped positions with, which must be the
     source's (columns ``1 .. ndim``; a wide row's last ``ndim`` columns, the
-    image's own low shape, are not read here).
+    image's own low shape, are not read here). All the batch's patches are
+    read at once on the reading thread pool (``ats.data.read_many``, size
+    ``ats.data.read_threads()``). They cannot be read ahead of the step:
+    the positions are drawn in it, from the attention of the current
+    weights.
 
     Args:
         x_high_ref: ``(B, 1 + ndim)`` int rows ``[source id, *spatial
@@ -42,6 +46,7 @@ def read_patches(x_high_ref, corners, size, channels, dtype):
     corners = np.asarray(corners)
     ndim = len(size)
     out = np.empty((*corners.shape[:2], *size, channels), dtype=dtype)
+    requests = []
     for b, (row, batch_corners) in enumerate(zip(x_high_ref, corners)):
         try:
             source = get_source(row[0])
@@ -54,7 +59,9 @@ def read_patches(x_high_ref, corners, size, channels, dtype):
                 f"shape {shape} and {channels} channel(s), "
                 f"but the source has shape {source.shape}"
             )
-        out[b] = source.read(batch_corners, size)
+        requests.append((source, batch_corners))
+    for b, patches in enumerate(read_many(requests, size)):
+        out[b] = patches
     return out
 
 

@@ -12,6 +12,21 @@ each sampled patch, from its name in :data:`FEATURE_NETWORKS`:
   once and cached in ``~/.keras/models``), random weights (None) or the
   weights of a file.
 
+* ``"hub:<preset>"``: a ``keras_hub`` backbone by preset name (e.g.
+  ``"hub:resnet_50_imagenet"``, ``"hub:dinov2_small"``, a Hugging Face
+  checkpoint that keras_hub converts such as ``"hub:hf://owkin/phikon-v2"``,
+  or the directory of a preset saved by ``backbone.save_to_preset``), with
+  its weights (``weights="imagenet"``: keras_hub downloads them, online) or
+  random ones (None: still needs the preset's configuration, from the
+  download cache or a local directory). Needs ``pip install keras-hub``.
+  A feature map is global average pooled, a sequence of tokens gives its
+  first (class) token.
+
+Any of them runs in mixed precision with ``dtype_policy="mixed_bfloat16"``
+or ``"mixed_float16"`` (or inside :func:`precision_scope`): the network
+computes in 16 bits and its features are cast back to float32, so the
+attention sampling estimator and the classifier stay in float32.
+
 Patches are float32 in [0, 1]; each pretrained architecture gets its inputs
 as its ImageNet weights expect them (:class:`ImagePreprocessing`): scaled
 to [0, 255], grayscale repeated to three channels, then the architecture's
@@ -33,6 +48,8 @@ A pretrained architecture (``weights="imagenet"`` needs a connection)::
     net(patches).shape  # (B, 2048)
 """
 
+import contextlib
+import contextvars
 import math
 import os
 
@@ -44,10 +61,21 @@ from .megapixel_mnist import networks as _small
 
 __all__ = [
     "FEATURE_NETWORKS",
+    "HUB_PREFIX",
+    "DTYPE_POLICIES",
     "MIN_PATCH_SIDES",
     "ImagePreprocessing",
     "feature_network",
+    "precision_scope",
 ]
+
+HUB_PREFIX = "hub:"
+"""Feature network names starting with this are ``keras_hub`` presets."""
+
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+"""The dtype policies a feature network can run in."""
+
+_PRECISION = contextvars.ContextVar("ats_feature_precision", default="float32")
 
 FEATURE_NETWORKS = ("small", "resnet50", "efficientnetb0", "mobilenetv3small")
 """The names :func:`feature_network` accepts."""
@@ -187,8 +215,47 @@ def _check_weights(name, weights, where):
     return path
 
 
+@contextlib.contextmanager
+def precision_scope(dtype_policy):
+    """Build the feature networks of this block in ``dtype_policy`` (one of
+    :data:`DTYPE_POLICIES`; None: float32) unless given one explicitly, e.g.
+    around ``ats.models.classifier.build_classifier``.
+
+    Example:
+        >>> from ats.models.backbones import feature_network, precision_scope
+        >>> with precision_scope("mixed_bfloat16"):
+        ...     net = feature_network("small", (32, 32), channels=1)
+        >>> net.layers[1].compute_dtype, net.output.dtype
+        ('bfloat16', 'float32')
+    """
+    policy = checks.choice(
+        "dtype_policy", dtype_policy or "float32", DTYPE_POLICIES, "precision_scope"
+    )
+    token = _PRECISION.set(policy)
+    try:
+        yield policy
+    finally:
+        _PRECISION.reset(token)
+
+
+@contextlib.contextmanager
+def _global_policy(policy):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def feature_network(
-    name, patch_size, channels, weights=None, trainable=True, filters=None
+    name,
+    patch_size,
+    channels,
+    weights=None,
+    trainable=True,
+    filters=None,
+    dtype_policy=None,
 ):
     """A feature network for patches, by name.
 
@@ -215,6 +282,9 @@ def feature_network(
             normalizations then run in inference mode).
         filters: int or None, channels of the ``"small"`` network's
             convolutions (None: 32); only for ``"small"``.
+        dtype_policy: one of :data:`DTYPE_POLICIES`, or None: that of the
+            enclosing :func:`precision_scope` (float32 outside one). With a
+            mixed policy the features are cast to float32.
 
     Returns:
         A ``keras.Model`` named ``"feature"`` mapping float32 patches in
@@ -238,7 +308,39 @@ def feature_network(
         (2, 8)
     """
     where = "feature_network"
+    policy = checks.choice(
+        "dtype_policy", dtype_policy or _PRECISION.get(), DTYPE_POLICIES, where
+    )
+    if isinstance(name, str) and name.startswith(HUB_PREFIX):
+        with _global_policy(policy):
+            net = _hub_network(name, patch_size, channels, weights, trainable, where)
+        return _float32_features(net, policy)
     name = checks.choice("name", name, FEATURE_NETWORKS, where)
+    with _global_policy(policy):
+        net = _named_network(
+            name, patch_size, channels, weights, trainable, filters, where
+        )
+    return _float32_features(net, policy)
+
+
+def _float32_features(net, policy):
+    """``net`` itself in float32; under a mixed policy, ``net`` with its
+    features cast to float32 (one model named ``"feature"``)."""
+    if policy == "float32":
+        return net
+    outer = keras.Model(
+        net.inputs[0],
+        keras.layers.Activation("linear", dtype="float32", name="features_float32")(
+            net.outputs[0]
+        ),
+        name=FEATURE,
+    )
+    outer.trainable = net.trainable
+    return outer
+
+
+def _named_network(name, patch_size, channels, weights, trainable, filters, where):
+    """The network of one of :data:`FEATURE_NETWORKS`."""
     patch_size = checks.int_tuple("patch_size", patch_size, length=2, where=where)
     minimum = MIN_PATCH_SIDES[name]
     if min(patch_size) < minimum:
@@ -288,3 +390,115 @@ def feature_network(
     net = keras.Model(patches, base(preprocessing(patches)), name=FEATURE)
     net.trainable = trainable
     return net
+
+
+def _hub_network(name, patch_size, channels, weights, trainable, where):
+    """A ``keras_hub`` backbone by preset (``"hub:<preset>"``), pooled."""
+    preset = name[len(HUB_PREFIX) :]
+    if not preset:
+        checks.fail("name", '"hub:<preset>" with a preset name', name, where)
+    patch_size = checks.int_tuple("patch_size", patch_size, length=2, where=where)
+    channels = checks.integer("channels", channels, minimum=1, where=where)
+    if channels not in (1, 3):
+        checks.fail(
+            "channels", f"1 (grayscale) or 3 (RGB) for {name!r}", channels, where
+        )
+    trainable = checks.boolean("trainable", trainable, where=where)
+    if weights is not None and weights != "imagenet":
+        weights = _check_weights(name, weights, where)
+    try:
+        import keras_hub
+    except ImportError as error:
+        raise ImportError(
+            f"{where}: the feature network {name!r} needs keras_hub: pip "
+            f"install keras-hub ({error})"
+        ) from error
+    if keras.config.image_data_format() != "channels_last":
+        checks.fail(
+            "name", "a keras.applications network with channels_first", name, where
+        )
+    base = keras_hub.models.Backbone.from_preset(
+        preset, load_weights=weights == "imagenet", image_shape=(*patch_size, 3)
+    )
+    if weights not in (None, "imagenet"):
+        base.load_weights(weights)
+    base.trainable = trainable
+    scale, offset = _hub_rescaling(keras_hub, preset)
+    patches = keras.Input((*patch_size, channels), dtype="float32", name="patches")
+    x = HubPreprocessing(scale, offset, name="preprocessing")(patches)
+    features = base(x)
+    if isinstance(features, dict):  # e.g. a feature pyramid: its last level
+        features = features[sorted(features)[-1]]
+    if len(features.shape) == 4:
+        features = keras.layers.GlobalAveragePooling2D(name="pooling")(features)
+    elif len(features.shape) == 3:
+        features = ClassToken(name="pooling")(features)
+    net = keras.Model(patches, features, name=FEATURE)
+    net.trainable = trainable
+    return net
+
+
+def _hub_rescaling(keras_hub, preset):
+    """``(scale, offset)`` of the preset's ``ImageConverter`` on [0, 255]
+    pixels, or ``(1 / 255, 0)`` (inputs in [0, 1]) when it has none."""
+    try:
+        converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    except (ValueError, FileNotFoundError):
+        return 1 / 255, 0.0
+    scale = 1 / 255 if converter.scale is None else converter.scale
+    offset = 0.0 if converter.offset is None else converter.offset
+    return scale, offset
+
+
+@keras.saving.register_keras_serializable(package="ats")
+class HubPreprocessing(keras.layers.Layer):
+    """Patches in [0, 1] to a ``keras_hub`` backbone's inputs: to [0, 255],
+    gray repeated to RGB, then ``x * scale + offset`` (per channel when
+    given three values), as the preset's ``ImageConverter`` would.
+
+    Args:
+        scale, offset: floats or three per channel.
+
+    Example:
+        >>> import numpy as np
+        >>> from ats.models.backbones import HubPreprocessing
+        >>> layer = HubPreprocessing(1 / 255, 0.0)
+        >>> np.asarray(layer(np.full((1, 1, 1, 1), 0.5, "float32")))[0, 0, 0]
+        array([0.5, 0.5, 0.5], dtype=float32)
+    """
+
+    def __init__(self, scale, offset, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = [float(v) for v in _three(scale)]
+        self.offset = [float(v) for v in _three(offset)]
+
+    def call(self, x):
+        x = ops.cast(x, "float32") * 255.0
+        if x.shape[-1] == 1:
+            x = ops.repeat(x, 3, axis=-1)
+        return x * ops.convert_to_tensor(self.scale) + ops.convert_to_tensor(
+            self.offset
+        )
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 3)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
+def _three(value):
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * 3
+    return values if len(values) == 3 else values[:1] * 3
+
+
+@keras.saving.register_keras_serializable(package="ats")
+class ClassToken(keras.layers.Layer):
+    """The first token of a sequence ``(B, N, D) -> (B, D)`` (a vision
+    transformer's class token)."""
+
+    def call(self, x):
+        return x[:, 0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])

@@ -256,6 +256,41 @@ def test_checked_opens_sources_and_gives_supports(tmp_path):
     assert not support[:, 15:].any()
 
 
+def test_tissue_masks_and_own_masks_taking_precedence(tmp_path):
+    import json
+
+    folder = str(tmp_path)
+    slide = np.full((80, 120, 3), 242, np.uint8)  # white glass
+    slide[20:60, 20:60] = (230, 160, 205)  # pink tissue on the left
+    slide[20:60, 90:96] = (40, 75, 190)  # a blue pen line on the right
+    Image.fromarray(slide).save(os.path.join(folder, "slide.png"))
+    annotation = {  # the right half, in level-0 pixels (x, y)
+        "type": "Polygon",
+        "coordinates": [[[60, 0], [120, 0], [120, 80], [60, 80], [60, 0]]],
+    }
+    with open(os.path.join(folder, "right.geojson"), "w") as file:
+        json.dump(annotation, file)
+    png(folder, "gray.png", (80, 120, 1))
+    rows = [
+        ["slide.png", "a", "train", ""],
+        ["slide.png", "b", "train", "right.geojson"],
+    ]
+    path = write_csv(folder, ("path", "label", "split", "mask"), rows)
+    checked = check_manifest(read_manifest(path), PATCH, 0.25, mask="tissue")
+    tissue, own = checked.supports
+    # The tissue (low pixels 5-15), not the glass nor the pen (columns 22-24).
+    assert tissue[6:14, 6:14].all() and tissue.sum() == 100
+    assert not tissue[:, 16:].any()
+    # The row's own GeoJSON mask wins over the tissue mask.
+    assert own[:, 15:].all() and not own[:, :15].any()
+    # Gray images have no saturation: a problem of their row, not a crash.
+    path = write_csv(folder, ("path", "label"), [["gray.png", "a"]], "gray.csv")
+    with pytest.raises(ManifestError) as caught:
+        check_manifest(read_manifest(path), PATCH, 0.25, mask="tissue")
+    ((line, _, problem),) = caught.value.problems
+    assert line == 2 and "RGB" in problem and "Otsu" in problem
+
+
 # --- the split ---------------------------------------------------------------------
 
 

@@ -8,6 +8,8 @@ problem.
 
 import importlib.util
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -16,10 +18,14 @@ from keras import ops
 from ats.data import (
     ArraySource,
     PatchReadError,
+    PatchSource,
     SlideSource,
     SourceError,
     TiffSource,
     get_source,
+    read_many,
+    read_threads,
+    set_read_threads,
 )
 from ats.data import tiff as tiff_module
 from ats.ops import extract_patches
@@ -173,24 +179,25 @@ def test_tiff_patch_level_and_rgb(tmp_path):
 
 
 def test_tiff_source_reads_only_the_tiles_a_patch_touches(monkeypatch, pyramid):
-    stores = {}
+    decoded = []
+    tile_array = tiff_module._TiledLevel.tile_array
 
-    def logged_level_array(zarr_module, series, level):
-        stores[level] = zarr_module.storage.LoggingStore(series.aszarr(level=level))
-        return zarr_module.open(stores[level], mode="r")
+    def logged_tile_array(self, row, column):
+        decoded.append((self.level, row, column))
+        return tile_array(self, row, column)
 
-    monkeypatch.setattr(tiff_module, "_level_array", logged_level_array)
+    monkeypatch.setattr(tiff_module._TiledLevel, "tile_array", logged_tile_array)
     source = TiffSource(pyramid, low_level=2)
     for corner, tiles in (
-        ([5, 5], 1),
-        ([100, 5], 2),
-        ([100, 100], 4),
-        ([-30, -30], 1),
-        ([SIDE + 5, 0], 0),
+        ([5, 5], [(0, 0)]),
+        ([100, 5], [(0, 0), (1, 0)]),
+        ([100, 100], [(0, 0), (0, 1), (1, 0), (1, 1)]),
+        ([-30, -30], [(0, 0)]),
+        ([SIDE + 5, 0], []),
     ):
-        stores[0].counter.clear()
+        decoded.clear()
         source.read([corner], (64, 64))
-        assert stores[0].counter["get"] == tiles, corner
+        assert decoded == [(0, *tile) for tile in tiles], corner
 
 
 def test_tiff_missing_file(tmp_path):
@@ -247,18 +254,54 @@ def test_patch_larger_than_the_slide(pyramid):
         source.check_patch_size((600, 64))
 
 
-def test_corrupt_tile_names_the_file_and_the_position(tmp_path, image):
-    path = write_pyramid(tmp_path / "corrupt.tif", image, compression="jpeg")
+def corrupt_tile(path, level, index):
+    """Overwrite the middle of tile ``index`` of ``level`` with junk bytes,
+    leaving the file's structure (what opening checks) intact."""
     with tifffile.TiffFile(path) as tif:
-        page = tif.series[0].levels[0].keyframe
-        offset, count = page.dataoffsets[5], page.databytecounts[5]
-    with open(path, "r+b") as f:  # tile 5 is row 1, column 1 of 4x4 tiles
+        page = tif.series[0].levels[level].pages[0]
+        offset, count = page.dataoffsets[index], page.databytecounts[index]
+    with open(path, "r+b") as f:
         f.seek(offset + 10)
         f.write(b"\xff\x00" * ((count - 20) // 2))
-    source = TiffSource(path, low_level=2)
-    source.read([[0, 0]], (64, 64))  # other tiles still read
-    with pytest.raises(PatchReadError, match=r"corrupt.tif.*corner \(140, 150\)"):
-        source.read([[0, 0], [140, 150]], (64, 64))
+
+
+@pytest.mark.parametrize("patch_level", [0, 1])
+def test_a_damaged_tile_names_the_file_the_level_and_the_tile(
+    tmp_path, image, patch_level
+):
+    path = write_pyramid(tmp_path / "corrupt.tif", image, compression="jpeg")
+    # Level 0 has 4x4 tiles of 128, level 1 2x2: tile 3 is row 1, column 1.
+    index = 5 if patch_level == 0 else 3
+    corrupt_tile(path, patch_level, index)
+    source = TiffSource(path, low_level=2, patch_level=patch_level)
+    source.read([[0, 0]], (64, 64))  # the other tiles still read
+    corner = (140, 150)
+    tile = "row 1, column 1 of 4x4" if patch_level == 0 else "row 1, column 1 of 2x2"
+    with pytest.raises(PatchReadError) as caught:
+        source.read([[0, 0], list(corner)], (64, 64), threads=2)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cannot read the patch")
+    assert f"corner {corner}" in message
+    assert (
+        f"DamagedTileError: level {patch_level}, tile {index} ({tile} tiles" in message
+    )
+    assert "pixels rows 128 to 256, columns 128 to 256" in message
+
+
+def test_a_damaged_tile_mid_training_names_the_slide(tmp_path, image):
+    from ats.lazy import read_patches
+
+    path = write_pyramid(tmp_path / "damaged.tif", image, compression="jpeg")
+    corrupt_tile(path, 0, 5)
+    good = TiffSource(write_pyramid(tmp_path / "good.tif", image), low_level=2)
+    damaged = TiffSource(path, low_level=2)  # opens: its structure is intact
+    refs = np.stack([good.reference(), damaged.reference()])
+    corners = np.array([[[0, 0], [140, 150]], [[0, 0], [10, 10]]])
+    patches = read_patches(refs, corners, (64, 64), 1, "float32")
+    assert patches.shape == (2, 2, 64, 64, 1)
+    corners[1, 1] = [200, 200]
+    with pytest.raises(PatchReadError, match=r"damaged.tif.*level 0, tile 5 \(row 1"):
+        read_patches(refs, corners, (64, 64), 1, "float32")
 
 
 def test_closed_source_is_gone(pyramid):
@@ -307,3 +350,71 @@ def test_slide_source_bad_input(tmp_path, pyramid):
         SlideSource(pyramid, low_level=1, scale=0.3)
     with pytest.raises(ValueError, match="library"):
         SlideSource(pyramid, low_level=1, library="bioformats")
+
+
+# --- reading on the thread pool ---------------------------------------------------
+
+
+class _ConcurrencyProbe(PatchSource):
+    """A source whose reads sleep and record how many run at once."""
+
+    def __init__(self, thread_safe):
+        super().__init__("probe", (64, 64, 1), (8, 8, 1), np.uint8)
+        self.thread_safe = thread_safe
+        self.running = 0
+        self.most = 0
+        self.count_lock = threading.Lock()
+
+    def low(self):
+        return np.zeros(self.low_shape, self.dtype)
+
+    def _read(self, start, stop):
+        with self.count_lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.02)
+        with self.count_lock:
+            self.running -= 1
+        return np.full((stop[0] - start[0], stop[1] - start[1], 1), start[0], np.uint8)
+
+
+@pytest.mark.parametrize("thread_safe", [False, True])
+def test_only_thread_safe_sources_are_read_in_parallel(thread_safe):
+    source = _ConcurrencyProbe(thread_safe)
+    corners = [[8 * i, 0] for i in range(6)]
+    patches = source.read(corners, (8, 8), threads=3)
+    np.testing.assert_array_equal(patches[:, 0, 0, 0], [8 * i for i in range(6)])
+    assert (source.most > 1) == thread_safe
+
+
+def test_threaded_reads_equal_serial_reads(tmp_path, image):
+    rgb = textured((SIDE, SIDE, 3), seed=3)
+    path = write_pyramid(tmp_path / "rgb.tif", rgb, compression="jpeg")
+    sources = [TiffSource(path, low_level=2), ArraySource(rgb, low=rgb[::4, ::4])]
+    for library in ("tiffslide", "openslide"):
+        if importlib.util.find_spec(library) is not None:
+            sources.append(SlideSource(path, low_level=2, library=library))
+    corners = np.random.default_rng(0).integers(-50, SIDE, (24, 2))
+    for source in sources:
+        serial = source.read(corners, (64, 64), threads=1)
+        np.testing.assert_array_equal(source.read(corners, (64, 64), threads=3), serial)
+    # Several sources at once: each request gets its own patches.
+    batches = read_many([(s, corners) for s in sources], (64, 64), threads=2)
+    for source, patches in zip(sources, batches):
+        np.testing.assert_array_equal(
+            patches, source.read(corners, (64, 64), threads=1)
+        )
+
+
+def test_read_threads_setting(monkeypatch):
+    monkeypatch.setenv("ATS_READ_THREADS", "3")
+    assert read_threads() == 3
+    set_read_threads(1)
+    assert read_threads() == 1
+    set_read_threads(None)
+    assert read_threads() == 3
+    with pytest.raises(ValueError, match="threads"):
+        set_read_threads(0)
+    monkeypatch.setenv("ATS_READ_THREADS", "many")
+    with pytest.raises(ValueError, match="ATS_READ_THREADS.*'many'"):
+        read_threads()

@@ -26,9 +26,10 @@ class RecordingSource(ArraySource):
         super().__init__(high, low, name)
         self.reads = []
 
-    def read(self, corners, size):
+    def _checked_corners(self, corners, size):
+        # Every read (``read``, ``read_many``) checks its corners here first.
         self.reads.append(np.array(corners))
-        return super().read(corners, size)
+        return super()._checked_corners(corners, size)
 
 
 def attention_network():

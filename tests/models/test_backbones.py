@@ -189,3 +189,82 @@ def test_pretrained_weights_file_round_trips(pretrained, tmp_path):
     again = feature_network(name, PATCH, 1, weights=str(path), trainable=False)
     x = patches()
     np.testing.assert_allclose(numpy(again(x)), numpy(net(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_computes_in_16_bits_and_returns_float32(policy):
+    net = feature_network("small", PATCH, 1, filters=4, dtype_policy=policy)
+    conv = next(layer for layer in net.layers if "conv" in layer.name)
+    assert conv.compute_dtype == policy.split("_")[1]
+    assert conv.variable_dtype == "float32"  # weights stay float32
+    features = net(patches())
+    assert keras.backend.standardize_dtype(features.dtype) == "float32"
+    assert np.isfinite(numpy(features)).all()
+    # The global policy is left as it was.
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_precision_scope_sets_the_default_policy():
+    with backbones.precision_scope("mixed_bfloat16"):
+        inside = feature_network("small", PATCH, 1, filters=4)
+    outside = feature_network("small", PATCH, 1, filters=4)
+    assert inside.layers[1].compute_dtype == "bfloat16"
+    assert outside.layers[1].compute_dtype == "float32"
+    with pytest.raises(ValueError, match="`dtype_policy` must be one of"):
+        feature_network("small", PATCH, 1, dtype_policy="float16")
+
+
+def test_hub_preprocessing_is_the_converters_affine_map():
+    layer = backbones.HubPreprocessing([1 / 127.5] * 3, [-1.0, -1.0, -1.0])
+    x = patches(channels=1)
+    got = numpy(layer(x))
+    np.testing.assert_allclose(got, np.repeat(2 * x - 1, 3, axis=-1), atol=1e-5)
+    again = backbones.HubPreprocessing.from_config(layer.get_config())
+    assert again.offset == [-1.0, -1.0, -1.0]
+
+
+def test_hub_names_need_a_preset():
+    with pytest.raises(ValueError, match="hub:<preset>"):
+        feature_network("hub:", PATCH, 3)
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "dinov2"])
+def test_hub_backbone_from_a_local_preset(tmp_path, architecture):
+    """A keras_hub backbone by preset, offline: a tiny architecture built
+    from its class with random weights, saved as a preset directory."""
+    keras_hub = pytest.importorskip("keras_hub")
+    if architecture == "resnet":
+        base = keras_hub.models.ResNetBackbone(
+            input_conv_filters=[64],
+            input_conv_kernel_sizes=[3],
+            stackwise_num_filters=[64, 32],
+            stackwise_num_blocks=[1, 1],
+            stackwise_num_strides=[1, 2],
+            block_type="basic_block",
+            use_pre_activation=False,
+            image_shape=(None, None, 3),
+        )
+        dimension = 32
+    else:
+        base = keras_hub.models.DINOV2Backbone(
+            patch_size=8,
+            num_layers=1,
+            hidden_dim=16,
+            num_heads=2,
+            intermediate_dim=32,
+            image_shape=(*PATCH, 3),
+            position_embedding_shape=PATCH,
+        )
+        dimension = 16
+    base.save_to_preset(str(tmp_path / "preset"))
+    name = f"hub:{tmp_path / 'preset'}"
+    net = feature_network(name, PATCH, 1, trainable=False)
+    assert net.name == "feature" and net.output_shape == (None, dimension)
+    assert net.weights and not net.trainable_weights
+    features = numpy(net(patches()))
+    assert features.shape == (2, dimension) and np.isfinite(features).all()
+    assert not np.array_equal(features[0], features[1])
+    mixed = feature_network(name, PATCH, 3, dtype_policy="mixed_bfloat16")
+    assert mixed.trainable_weights
+    out = mixed(patches(channels=3))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
