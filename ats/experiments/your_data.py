@@ -74,7 +74,8 @@ class TrainConfig(training.TrainConfig):
 
     Attributes:
         feature: the feature network (:data:`ats.models.backbones.
-            FEATURE_NETWORKS`).
+            FEATURE_NETWORKS`, or ``"hub:<preset>"``: a ``keras_hub``
+            backbone, extra ``hub``).
         feature_weights: ``imagenet`` (downloaded, online), ``none``
             (random) or a weights file of the feature network.
         freeze_feature: keep the feature network's weights fixed.
@@ -115,7 +116,11 @@ class TrainConfig(training.TrainConfig):
     batch_size: int = hyperparameter(8, "images per step", minimum=1)
     patch_size: tuple = hyperparameter((64, 64), "patch size HEIGHTxWIDTH")
     feature: str = hyperparameter(
-        "small", "the feature network", choices=backbones.FEATURE_NETWORKS
+        "small",
+        "the feature network: "
+        + ", ".join(backbones.FEATURE_NETWORKS)
+        + f" or {backbones.HUB_PREFIX}<keras_hub preset>",
+        kind="text",
     )
     feature_weights: str = hyperparameter(
         "none", "the feature network's weights: imagenet, none or a weights file"
@@ -455,6 +460,7 @@ class Experiment(training.Experiment):
     def check(self, config, data):
         if config.low_scale > 1:
             checks.fail("low_scale", "in (0, 1]", config.low_scale, "ats fit")
+        backbones.feature_network_name(config.feature, "feature", "ats fit")
         split = data.prepare(config)
         for problem in split.checked.skipped:
             print(f"skipped: {problem}", flush=True)

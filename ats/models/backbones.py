@@ -66,6 +66,7 @@ __all__ = [
     "MIN_PATCH_SIDES",
     "ImagePreprocessing",
     "feature_network",
+    "feature_network_name",
     "precision_scope",
 ]
 
@@ -308,6 +309,7 @@ def feature_network(
         (2, 8)
     """
     where = "feature_network"
+    name = feature_network_name(name, "name", where)
     policy = checks.choice(
         "dtype_policy", dtype_policy or _PRECISION.get(), DTYPE_POLICIES, where
     )
@@ -315,12 +317,39 @@ def feature_network(
         with _global_policy(policy):
             net = _hub_network(name, patch_size, channels, weights, trainable, where)
         return _float32_features(net, policy)
-    name = checks.choice("name", name, FEATURE_NETWORKS, where)
     with _global_policy(policy):
         net = _named_network(
             name, patch_size, channels, weights, trainable, filters, where
         )
     return _float32_features(net, policy)
+
+
+def feature_network_name(name, argument="name", where=None):
+    """``name`` if it names a feature network: one of
+    :data:`FEATURE_NETWORKS`, or ``"hub:<preset>"`` (a ``keras_hub``
+    preset name, ``hf://...`` handle or preset folder).
+
+    Args:
+        name: the name to check.
+        argument: the argument's name, for the error.
+        where: the calling function, for the error.
+
+    Returns:
+        ``name``.
+
+    Raises:
+        ValueError: any other value, e.g. ``"vgg"`` or ``"hub:"``.
+
+    Example:
+        >>> from ats.models.backbones import feature_network_name
+        >>> feature_network_name("hub:resnet_18_imagenet")
+        'hub:resnet_18_imagenet'
+    """
+    if isinstance(name, str) and name.startswith(HUB_PREFIX):
+        if len(name) == len(HUB_PREFIX):
+            checks.fail(argument, '"hub:<preset>" with a preset name', name, where)
+        return name
+    return checks.choice(argument, name, FEATURE_NETWORKS, where)
 
 
 def _float32_features(net, policy):
@@ -395,8 +424,6 @@ def _named_network(name, patch_size, channels, weights, trainable, filters, wher
 def _hub_network(name, patch_size, channels, weights, trainable, where):
     """A ``keras_hub`` backbone by preset (``"hub:<preset>"``), pooled."""
     preset = name[len(HUB_PREFIX) :]
-    if not preset:
-        checks.fail("name", '"hub:<preset>" with a preset name', name, where)
     patch_size = checks.int_tuple("patch_size", patch_size, length=2, where=where)
     channels = checks.integer("channels", channels, minimum=1, where=where)
     if channels not in (1, 3):

@@ -38,7 +38,7 @@ from ..lazy import lazy_attention_sampling
 from ..utils.layers import SampleSoftmax
 from ..utils.regularizers import MultinomialEntropy
 from . import megapixel_mnist
-from .backbones import FEATURE_NETWORKS, feature_network
+from .backbones import feature_network, feature_network_name
 from .megapixel_mnist.networks import (
     ATTENTION,
     CLASSIFIER,
@@ -140,7 +140,8 @@ def build_classifier(
         channels: int, channels of the images (1 or 3 for a pretrained
             feature network).
         n_classes: int >= 2, the number of classes.
-        feature: a name of ``ats.models.backbones.FEATURE_NETWORKS``.
+        feature: a name of ``ats.models.backbones.FEATURE_NETWORKS``, or
+            ``"hub:<preset>"`` (``ats.models.backbones.feature_network``).
         patch_size: ``(height, width)`` of the patches in full-resolution
             pixels.
         n_patches: int, patches sampled per image.
@@ -175,7 +176,7 @@ def build_classifier(
     where = "build_classifier"
     channels = checks.integer("channels", channels, minimum=1, where=where)
     n_classes = checks.integer("n_classes", n_classes, minimum=2, where=where)
-    feature = checks.choice("feature", feature, FEATURE_NETWORKS, where)
+    feature = feature_network_name(feature, "feature", where)
     patch_size = checks.int_tuple("patch_size", patch_size, length=2, where=where)
     freeze_feature = checks.boolean("freeze_feature", freeze_feature, where=where)
     regularizer_strength = checks.real(

@@ -40,6 +40,27 @@ def test_names_are_the_documented_ones():
     assert set(backbones.MIN_PATCH_SIDES) == set(backbones.FEATURE_NETWORKS)
 
 
+@pytest.mark.parametrize("name", [*backbones.FEATURE_NETWORKS, "hub:dinov2_small"])
+def test_feature_network_names_accept_the_named_and_hub_presets(name):
+    assert backbones.feature_network_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["vgg", "hub:", "", None, "Hub:x"])
+def test_feature_network_names_refuse_others_naming_the_argument(name):
+    with pytest.raises(ValueError, match="`feature` must be"):
+        backbones.feature_network_name(name, "feature", "ats fit")
+
+
+def test_ats_fit_takes_hub_names_and_refuses_unknown_ones_before_reading_data():
+    from ats.experiments import your_data
+
+    config = your_data.EXPERIMENT.config(feature="hub:dinov2_small")
+    assert config.feature == "hub:dinov2_small"
+    bad = your_data.EXPERIMENT.config(feature="vgg")
+    with pytest.raises(ValueError, match="`feature` must be one of"):
+        your_data.EXPERIMENT.check(bad, data=None)
+
+
 @pytest.mark.parametrize("name", PRETRAINED)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_preprocessing_is_the_architectures_own_on_0_255(name, channels):
