@@ -238,14 +238,15 @@ def test_predict_writes_qupath_objects_where_the_patches_were_read(
 
     def recording_open(*args, **kwargs):
         source = open_image(*args, **kwargs)
-        read = source.read
+        checked_corners = source._checked_corners
 
-        def read_and_record(corners, size):
+        # Every read (``read``, ``read_many``) checks its corners here first.
+        def check_and_record(corners, size):
             if recording:
                 reads.extend((tuple(c), tuple(size)) for c in np.asarray(corners))
-            return read(corners, size)
+            return checked_corners(corners, size)
 
-        source.read = read_and_record
+        source._checked_corners = check_and_record
         return source
 
     def recording_look(*args, **kwargs):
