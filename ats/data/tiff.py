@@ -100,8 +100,10 @@ class _TiledLevel:
     """One tiled pyramid level, read window by window, tile by tile.
 
     Args:
-        file: the open ``tifffile.TiffFile`` (its file handle is read under
-            its lock; decoding runs outside it).
+        file: the open ``tifffile.TiffFile``. Tiles are read with
+            ``os.pread`` on a descriptor of their own where the system has
+            it (no shared file position between the reading threads), else
+            under the file handle's lock; decoding runs outside it.
         page: the level's ``TiffPage`` (or ``TiffFrame``), tiled, 2-D with
             interleaved samples.
         level: int, the level's index (for error messages).
@@ -110,8 +112,14 @@ class _TiledLevel:
     def __init__(self, file, page, level):
         self.handle = file.filehandle
         self.handle.set_lock(True)
-        self.page = page
         self.keyframe = page.keyframe
+        # Read once, here: tifffile may load tag values lazily, from the
+        # shared handle, which reading threads must not do.
+        self.offsets = np.array(page.dataoffsets, np.int64)
+        self.counts = np.array(page.databytecounts, np.int64)
+        self.descriptor = None
+        if hasattr(os, "pread") and self.handle.is_file:
+            self.descriptor = os.open(self.handle.path, os.O_RDONLY)
         self.level = level
         self.tile = (self.keyframe.tilelength, self.keyframe.tilewidth)
         self.shape = (self.keyframe.imagelength, self.keyframe.imagewidth)
@@ -127,13 +135,10 @@ class _TiledLevel:
         """The decoded tile at ``(row, column)`` of the grid, ``(tile_h,
         tile_w, samples)`` (zeros for a tile the file does not store)."""
         index = row * self.grid[1] + column
-        offset = int(self.page.dataoffsets[index])
-        count = int(self.page.databytecounts[index])
+        offset, count = int(self.offsets[index]), int(self.counts[index])
         if offset == 0 or count == 0:
             return np.zeros((*self.tile, self.samples), self.keyframe.dtype)
-        with self.handle.lock:
-            self.handle.seek(offset)
-            data = self.handle.read(count)
+        data = self._bytes(offset, count)
         try:
             decoded = self.keyframe.decode(data, index, **self.decode_args)[0]
             return np.asarray(decoded).reshape(*self.tile, self.samples)
@@ -146,6 +151,23 @@ class _TiledLevel:
                 f"{min(x0 + tw, self.shape[1])}; {count} bytes at offset "
                 f"{offset}) cannot be decoded: {type(error).__name__}: {error}"
             ) from error
+
+    def _bytes(self, offset, count):
+        """``count`` bytes of the file from ``offset``, from any thread."""
+        if self.descriptor is not None:
+            return os.pread(self.descriptor, count, offset)
+        with self.handle.lock:
+            self.handle.seek(offset)
+            return self.handle.read(count)
+
+    def close(self):
+        """Close the level's own descriptor (the file is the caller's)."""
+        descriptor, self.descriptor = getattr(self, "descriptor", None), None
+        if descriptor is not None:
+            os.close(descriptor)
+
+    # A source dropped without close() must not keep a descriptor open.
+    __del__ = close
 
     def window(self, start, stop):
         """Pixels ``[start, stop)`` of the level, ``(h, w, samples)``,
@@ -336,4 +358,5 @@ class TiffSource(PatchSource):
 
     def close(self):
         super().close()
+        self._tiles.close()
         self._file.close()
