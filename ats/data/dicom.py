@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from .sources import PatchSource, SourceError, read_low_level
+from .sources import PyramidSource, SourceError
 
 __all__ = ["DicomSource"]
 
@@ -29,7 +29,7 @@ def _import_wsidicom(path):
     return wsidicom
 
 
-class DicomSource(PatchSource):
+class DicomSource(PyramidSource):
     """A DICOM whole-slide image read through ``wsidicom``.
 
     Args:
@@ -78,20 +78,8 @@ class DicomSource(PatchSource):
         # downsample), not by its place in the list.
         self._scale_levels = [lv.level for lv in pyramid]
         low_level = len(level_shapes) - 1 if low_level is None else low_level
-        try:
-            high, x_low = read_low_level(
-                path, level_shapes, low_level, patch_level, scale, self._region
-            )
-        except BaseException:
-            self._slide.close()
-            raise
-        super().__init__(path, (*high, x_low.shape[-1]), x_low.shape, x_low.dtype)
-        self.path = path
-        self.low_level = low_level
-        self.patch_level = patch_level
-        self.levels = level_shapes
+        self._init_levels(path, level_shapes, low_level, patch_level, scale)
         self.mpp = None if mpp is None else (float(mpp.height), float(mpp.width))
-        self._low = x_low
 
     def _region(self, start, level, shape):
         """``(h, w, 3)`` pixels of ``level`` from its pixel ``start``
@@ -104,9 +92,6 @@ class DicomSource(PatchSource):
         )
         return np.asarray(region)[..., :3]
 
-    def low(self):
-        return self._low
-
     def _read(self, start, stop):
         size = tuple(b - a for a, b in zip(start, stop))
         try:
@@ -117,7 +102,3 @@ class DicomSource(PatchSource):
                 f"{start[0]} to {stop[0]}, columns {start[1]} to {stop[1]}: "
                 f"{type(error).__name__}: {error}"
             ) from error
-
-    def close(self):
-        super().close()
-        self._slide.close()

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .. import checks
-from .sources import PatchSource, SourceError, read_low_level
+from .sources import PyramidSource, SourceError
 
 __all__ = ["SlideSource", "SLIDE_LIBRARIES"]
 
@@ -44,7 +44,7 @@ def _open_slide(path, library):
     return openslide.OpenSlide(path)
 
 
-class SlideSource(PatchSource):
+class SlideSource(PyramidSource):
     """A whole-slide image read through tiffslide or OpenSlide.
 
     Args:
@@ -105,23 +105,11 @@ class SlideSource(PatchSource):
                 f"{type(error).__name__}: {error}"
             ) from error
         self._library = library
-        try:
-            high, x_low = read_low_level(
-                path, level_shapes, low_level, patch_level, scale, self._region
-            )
-        except BaseException:
-            self._slide.close()
-            raise
-        super().__init__(path, (*high, x_low.shape[-1]), x_low.shape, x_low.dtype)
-        self.path = path
-        self.low_level = low_level
-        self.patch_level = patch_level
-        self.levels = level_shapes
+        high = self._init_levels(path, level_shapes, low_level, patch_level, scale)
         self.properties = properties
         # Level-0 pixels per patch-level pixel, per axis (OpenSlide's
         # read_region takes its location in level-0 pixels).
         self._downsample = tuple(a / b for a, b in zip(level_shapes[0], high))
-        self._low = x_low
 
     def _region(self, start, level, shape):
         """``(h, w, C)`` pixels of ``level`` from level-0 ``start``
@@ -133,9 +121,6 @@ class SlideSource(PatchSource):
             )
         rgba = np.asarray(self._slide.read_region(location, level, size))
         return rgba[..., :3]
-
-    def low(self):
-        return self._low
 
     def _read(self, start, stop):
         origin = tuple(int(round(a * d)) for a, d in zip(start, self._downsample))
@@ -149,7 +134,3 @@ class SlideSource(PatchSource):
                 f"{stop[1]} (level-0 origin {origin}): "
                 f"{type(error).__name__}: {error}"
             ) from error
-
-    def close(self):
-        super().close()
-        self._slide.close()

@@ -44,7 +44,7 @@ __all__ = [
     "SourceError",
     "get_source",
     "check_level_shapes",
-    "read_low_level",
+    "PyramidSource",
     "read_many",
     "read_threads",
     "set_read_threads",
@@ -254,34 +254,6 @@ def check_level_shapes(name, level_shapes, low_level, patch_level=0, scale=None)
     return low, high
 
 
-def read_low_level(path, level_shapes, low_level, patch_level, scale, region):
-    """Check a pyramid's levels and read its low level whole.
-
-    Args:
-        path: the file name, for error messages.
-        level_shapes, low_level, patch_level, scale: as in
-            ``check_level_shapes``.
-        region: ``region(start, level, shape)`` -> ``(h, w, C)`` array, the
-            pixels of ``level`` from ``start`` ``(row, col)``.
-
-    Returns:
-        ``(patch_shape, low)``: the patch level's spatial shape and the
-        ``(h, w, C)`` low level.
-
-    Raises:
-        SourceError: as ``check_level_shapes``, or the low level cannot be
-            read.
-    """
-    low, high = check_level_shapes(path, level_shapes, low_level, patch_level, scale)
-    try:
-        return high, region((0, 0), low_level, low)
-    except Exception as error:
-        raise SourceError(
-            f"{path}: cannot read pyramid level {low_level}: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-
-
 class PatchSource:
     """One data point at two resolutions, read patch by patch on the host.
 
@@ -481,6 +453,63 @@ class PatchSource:
             f"{type(self).__name__}({self.name!r}, shape={self.shape}, "
             f"low_shape={self.low_shape}, dtype={self.dtype})"
         )
+
+
+class PyramidSource(PatchSource):
+    """A ``PatchSource`` over a pyramid that a library opens (a slide).
+
+    Subclasses open the file as ``self._slide`` (which has ``close()``),
+    implement ``_region(start, level, shape)`` -> ``(h, w, C)`` pixels of
+    ``level`` from ``start`` ``(row, col)`` and ``_read``, and call
+    ``_init_levels``. ``low()`` is the low level, read whole at open;
+    ``close()`` closes the slide too.
+    """
+
+    def _init_levels(self, path, level_shapes, low_level, patch_level, scale):
+        """Check the levels, read the low level whole and initialise the
+        source (attributes ``path``, ``low_level``, ``patch_level``,
+        ``levels``); the slide is closed if anything fails.
+
+        Args:
+            path: the file name, for error messages.
+            level_shapes, low_level, patch_level, scale: as in
+                ``check_level_shapes``.
+
+        Returns:
+            The patch level's spatial shape.
+
+        Raises:
+            SourceError: as ``check_level_shapes``, or the low level cannot
+                be read.
+        """
+        try:
+            low, high = check_level_shapes(
+                path, level_shapes, low_level, patch_level, scale
+            )
+            try:
+                x_low = self._region((0, 0), low_level, low)
+            except Exception as error:
+                raise SourceError(
+                    f"{path}: cannot read pyramid level {low_level}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+        except BaseException:
+            self._slide.close()
+            raise
+        super().__init__(path, (*high, x_low.shape[-1]), x_low.shape, x_low.dtype)
+        self.path = path
+        self.low_level = low_level
+        self.patch_level = patch_level
+        self.levels = level_shapes
+        self._low = x_low
+        return high
+
+    def low(self):
+        return self._low
+
+    def close(self):
+        super().close()
+        self._slide.close()
 
 
 class ArraySource(PatchSource):

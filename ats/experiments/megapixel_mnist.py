@@ -225,14 +225,22 @@ def make_data(preset, out, progress=True, **overrides):
     return data
 
 
-def compile_classifier(model, config):
+def compile_classifier(model, config, loss_scale=False):
     """Compile ``model`` with Adam (``config.learning_rate``,
     ``config.clipnorm``), sparse categorical cross-entropy averaged over
     the sample weights and an ``"accuracy"`` metric (weighted), so that the
     padding rows of a batch (``ats.distribute.EvenBatches``,
-    ``ats.lazy.BucketedSequence``: weight 0) count for nothing."""
+    ``ats.lazy.BucketedSequence``: weight 0) count for nothing.
+
+    ``loss_scale=True`` wraps Adam in ``keras.optimizers.
+    LossScaleOptimizer`` (dynamic loss scaling), for a model with float16
+    parts inside a float32 model, which Keras does not scale by itself:
+    without it, small float16 gradients underflow to zero."""
+    optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm)
+    if loss_scale:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        optimizer,
         keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

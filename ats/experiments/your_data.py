@@ -81,7 +81,9 @@ class TrainConfig(training.TrainConfig):
         freeze_feature: keep the feature network's weights fixed.
         mixed_precision: ``none``, ``bfloat16`` or ``float16``: the feature
             network computes in that 16-bit type (its features, the
-            attention and the estimator stay float32).
+            attention and the estimator stay float32); with ``float16``
+            the loss is scaled dynamically so that small gradients do not
+            underflow.
         low_scale: the side of the low-resolution view relative to the full
             resolution, or to ``patch_mpp`` when given (each image keeps
             its aspect ratio; ignored with ``low_mpp``).
@@ -325,7 +327,7 @@ def _build(config, channels, n_classes, setup=None):
         model = _build_classifier(config, channels, n_classes)
     if setup is not None:
         model = setup.wrap(model)
-    return compile_classifier(model, config)
+    return compile_classifier(model, config, loss_scale=precision == "float16")
 
 
 def _build_classifier(config, channels, n_classes):

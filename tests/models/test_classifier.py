@@ -243,3 +243,35 @@ def test_pretrained_feature_network_trains_frozen_and_reloads(tmp_path):
             rtol=1e-5,
             atol=1e-6,
         )
+
+
+def test_float16_feature_network_trains_with_loss_scaling(sources, tmp_path):
+    # `ats fit --mixed-precision float16`: the model is float32 around a
+    # float16 feature network, which Keras does not loss-scale by itself.
+    from ats.experiments import your_data
+    from ats.training.checkpoint import load_checkpoint, save_checkpoint
+
+    config = your_data.TrainConfig(
+        mixed_precision="float16", patch_size=PATCH, n_patches=2, attention_filters=2
+    )
+    model = your_data._build(config, channels=1, n_classes=3)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    feature_layers = model.get_layer("feature").layers
+    assert "float16" in {layer.compute_dtype for layer in feature_layers}
+    batches = BucketedSequence(sources, y=[0, 1, 2, 1], batch_size=2)
+    before = [numpy(w).copy() for w in model.trainable_weights]
+    history = model.fit(batches, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = [numpy(w) for w in model.trainable_weights]
+    assert all(np.isfinite(w).all() for w in after)
+    assert any(not np.allclose(a, b) for a, b in zip(after, before))
+
+    save_checkpoint(tmp_path / "checkpoint.npz", model, {"epoch": 1})
+    resumed = your_data._build(config, channels=1, n_classes=3)
+    load_checkpoint(tmp_path / "checkpoint.npz", resumed)
+    for saved, loaded in zip(model.optimizer.variables, resumed.optimizer.variables):
+        np.testing.assert_array_equal(numpy(saved), numpy(loaded))
+    # bfloat16 has float32's exponent range: nothing to scale.
+    bfloat16 = your_data.TrainConfig(mixed_precision="bfloat16", patch_size=PATCH)
+    optimizer = your_data._build(bfloat16, channels=1, n_classes=3).optimizer
+    assert not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
